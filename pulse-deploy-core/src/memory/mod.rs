@@ -1,0 +1,1 @@
+//! In-memory providers: test doubles and the reference implementation for provider authors.

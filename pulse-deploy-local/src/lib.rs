@@ -1,0 +1,5 @@
+//! # pulse-deploy-local
+//!
+//! The pulse-deploy provider traits on a laptop: `DockerOrchestrator` runs each version's instances as
+//! Docker containers (through the Engine API), and `EnvoyRouter` splits and pins traffic with a real Envoy
+//! configured through xDS. Together they run the whole multi-version flow on one machine.
