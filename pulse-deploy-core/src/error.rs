@@ -59,6 +59,15 @@ pub enum Error {
         /// What to check.
         message: String,
     },
+    /// A new version failed (e.g. never became healthy) and was rolled back: the previous version keeps
+    /// all new sessions.
+    #[error("version {version} was rolled back: {reason}")]
+    RolledBack {
+        /// The failed version.
+        version: String,
+        /// Why it failed.
+        reason: String,
+    },
     /// An error from a provider's SDK or transport.
     #[error("{provider}: {message}")]
     Provider {
@@ -103,7 +112,8 @@ impl Error {
             Error::InvalidInput { .. }
             | Error::NotFound { .. }
             | Error::Conflict { .. }
-            | Error::Unauthorized { .. } => false,
+            | Error::Unauthorized { .. }
+            | Error::RolledBack { .. } => false,
         }
     }
 }

@@ -1,0 +1,408 @@
+//! [`Executor`]: observes, plans, applies the planned actions, and observes again until a [`Goal`] holds.
+//!
+//! The executor is thin on purpose: every decision is the planner's ([`super::plan()`]). It adds only
+//! I/O — observing the providers, applying actions with retries of retryable errors — and the small
+//! [`PlanMemory`]. Killing it at any point is safe: a new executor converges from what it observes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use super::events::{discard, EventSink, RolloutEvent, VersionSummary};
+use super::observed::{InstanceReport, Observed, ObservedVersion};
+use super::plan::{plan, Desired, Plan, PlanFailure, PlanMemory};
+use super::{Action, RolloutPolicy};
+use crate::clock::{Clock, TokioClock};
+use crate::drain::{drain_all, DrainClient};
+use crate::{AppName, Error, Orchestrator, Release, Result, TrafficRouter, VersionId};
+
+/// When [`Executor::deploy`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal {
+    /// The target has all new sessions and every other version has received the drain signal. Old
+    /// versions are left draining; a later [`Goal::Settled`] run (or [`Executor::reconcile`]) reaps them.
+    Shifted,
+    /// Only the target is left: every old version drained (or passed its deadline) and was reaped.
+    Settled,
+}
+
+/// What a finished run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The version that has all new sessions.
+    pub target: Option<VersionId>,
+    /// Actions applied, in order (as text).
+    pub actions: Vec<String>,
+    /// Observe–plan–apply passes made.
+    pub passes: u64,
+}
+
+/// Runs rollouts against an orchestrator, a router and a drain client. Build it with [`Executor::builder`].
+#[derive(Clone)]
+pub struct Executor {
+    orchestrator: Arc<dyn Orchestrator>,
+    router: Arc<dyn TrafficRouter>,
+    drain: Arc<dyn DrainClient>,
+    clock: Arc<dyn Clock>,
+    policy: RolloutPolicy,
+    events: EventSink,
+    run_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor")
+            .field("orchestrator", &self.orchestrator)
+            .field("router", &self.router)
+            .field("drain", &self.drain)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`Executor`].
+pub struct ExecutorBuilder {
+    inner: Executor,
+}
+
+impl ExecutorBuilder {
+    /// The rollout policy (default: [`RolloutPolicy::default`]).
+    pub fn policy(mut self, policy: RolloutPolicy) -> Self {
+        self.inner.policy = policy;
+        self
+    }
+    /// The clock (default: [`TokioClock`]).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.inner.clock = clock;
+        self
+    }
+    /// Where progress events go (default: nowhere; `tracing` logs are emitted regardless).
+    pub fn events(mut self, sink: EventSink) -> Self {
+        self.inner.events = sink;
+        self
+    }
+    /// Gives up with [`Error::Timeout`] when a run takes longer (default: no limit).
+    pub fn run_timeout(mut self, timeout: Duration) -> Self {
+        self.inner.run_timeout = Some(timeout);
+        self
+    }
+    /// The executor.
+    pub fn build(self) -> Executor {
+        self.inner
+    }
+}
+
+impl Executor {
+    /// Starts building an executor over the given providers.
+    pub fn builder(
+        orchestrator: Arc<dyn Orchestrator>,
+        router: Arc<dyn TrafficRouter>,
+        drain: Arc<dyn DrainClient>,
+    ) -> ExecutorBuilder {
+        ExecutorBuilder {
+            inner: Executor {
+                orchestrator,
+                router,
+                drain,
+                clock: Arc::new(TokioClock::new()),
+                policy: RolloutPolicy::default(),
+                events: discard(),
+                run_timeout: None,
+            },
+        }
+    }
+
+    /// The policy in use.
+    pub fn policy(&self) -> &RolloutPolicy {
+        &self.policy
+    }
+
+    /// Deploys `release` as the app's new version and runs until `goal` holds.
+    ///
+    /// Validates the release, the policy and the providers' capabilities before any provider call. If the
+    /// new version does not become healthy within the health timeout it is rolled back and
+    /// [`Error::RolledBack`] is returned. Safe to call again after a crash: it resumes.
+    pub async fn deploy(&self, release: &Release, goal: Goal) -> Result<Outcome> {
+        release.validate()?;
+        self.check(release)?;
+        let desired = Desired { app: release.app.clone(), target: Some(release.clone()) };
+        let span = info_span!("rollout", app = %release.app, version = %release.version);
+        self.run(desired, goal).instrument(span).await
+    }
+
+    /// Reconciles `app` without a new version: keeps the current primary, drains and reaps old versions,
+    /// replaces crashed instances. With [`Goal::Settled`] it returns once only the primary is left.
+    pub async fn reconcile(&self, app: &AppName, goal: Goal) -> Result<Outcome> {
+        self.policy.validate()?;
+        let desired = Desired { app: app.clone(), target: None };
+        let span = info_span!("reconcile", app = %app);
+        self.run(desired, goal).instrument(span).await
+    }
+
+    fn check(&self, release: &Release) -> Result<()> {
+        self.policy.validate()?;
+        let caps = self.router.capabilities();
+        use crate::AffinityMode::*;
+        let (cookie, key) = match release.affinity {
+            Cookie => (true, false),
+            Key => (false, true),
+            CookieAndKey => (true, true),
+        };
+        if cookie && !caps.cookie_affinity || key && !caps.key_affinity {
+            return Err(Error::invalid(
+                "release.affinity",
+                format!(
+                    "the {} router cannot keep clients on their version by {:?}; choose an affinity mode it supports",
+                    caps.provider, release.affinity
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Takes one snapshot of `app`: orchestrator versions, router state, and the drain status of every
+    /// live instance (asked concurrently).
+    pub async fn observe(&self, app: &AppName) -> Result<Observed> {
+        let versions = self.retrying("observe versions", || self.orchestrator.versions(app)).await?;
+        let routing = self.retrying("observe routing", || self.router.routing(app)).await?;
+        let at = self.clock.now();
+        let observed = join_all(versions.into_iter().map(|state| async move {
+            let reports = join_all(state.live_instances().map(|i| async move {
+                let report = match &i.endpoint {
+                    Some(ep) => match self.drain.status(ep).await {
+                        Ok(s) => InstanceReport::Status(s),
+                        Err(e) => InstanceReport::Unreachable(e.to_string()),
+                    },
+                    None => InstanceReport::Unreachable("no endpoint yet".into()),
+                };
+                (i.id.clone(), report)
+            }))
+            .await;
+            ObservedVersion { state, reports: reports.into_iter().collect() }
+        }))
+        .await;
+        Ok(Observed { app: app.clone(), at, versions: observed, routing })
+    }
+
+    async fn run(&self, desired: Desired, goal: Goal) -> Result<Outcome> {
+        let started = self.clock.now();
+        let mut memory = PlanMemory::default();
+        let mut outcome = Outcome { target: None, actions: Vec::new(), passes: 0 };
+        let mut last_summary: Vec<VersionSummary> = Vec::new();
+        let mut last_waiting: Vec<String> = Vec::new();
+        let mut last_actions: Vec<Action> = Vec::new();
+        loop {
+            if let Some(limit) = self.run_timeout {
+                if self.clock.now().duration_since(started).unwrap_or_default() > limit {
+                    return Err(Error::Timeout {
+                        what: format!("rollout of app {}", desired.app),
+                        after: limit,
+                    });
+                }
+            }
+            outcome.passes += 1;
+            let observed = self.observe(&desired.app).await?;
+            memory.last_shift_at.get_or_insert(observed.at);
+            let plan = plan(&desired, &observed, &memory, &self.policy);
+            outcome.target = plan.target.clone();
+
+            let summary = summarize(&observed, &plan);
+            if summary != last_summary {
+                self.emit(RolloutEvent::Observed { app: desired.app.clone(), versions: summary.clone() });
+                last_summary = summary;
+            }
+
+            match &plan.failure {
+                Some(PlanFailure::Conflict { reason, .. }) => {
+                    return Err(Error::Conflict { message: reason.clone() });
+                }
+                Some(PlanFailure::Unhealthy { version, reason }) => {
+                    warn!(%version, %reason, "new version failed; rolling back");
+                    self.emit(RolloutEvent::RollingBack { version: version.clone(), reason: reason.clone() });
+                    memory.failed.insert(version.clone());
+                }
+                None => {}
+            }
+
+            if plan.actions.is_empty() {
+                if let Some(err) = self.rolled_back(&desired, &observed, &plan, goal) {
+                    return Err(err);
+                }
+                let reached = match goal {
+                    Goal::Shifted => plan.shifted || plan.settled,
+                    Goal::Settled => plan.settled,
+                };
+                if reached {
+                    info!(target_version = ?plan.target, passes = outcome.passes, "goal reached");
+                    self.emit(RolloutEvent::GoalReached { target: plan.target.clone() });
+                    return Ok(outcome);
+                }
+                if plan.waiting != last_waiting {
+                    self.emit(RolloutEvent::Waiting { reasons: plan.waiting.clone() });
+                    last_waiting = plan.waiting.clone();
+                }
+                self.clock.sleep(self.policy.poll_interval).await;
+                continue;
+            }
+
+            // The same actions as last pass mean the providers are still catching up (a retire in
+            // progress, instances starting): give them a poll interval instead of spinning.
+            if plan.actions == last_actions {
+                self.clock.sleep(self.policy.poll_interval).await;
+            }
+            for action in &plan.actions {
+                self.apply(&desired.app, action, &observed, &mut memory).await?;
+                outcome.actions.push(action.to_string());
+            }
+            last_actions = plan.actions;
+        }
+    }
+
+    /// After a rollback: the error to return once the goal's part of the rollback is done.
+    fn rolled_back(&self, desired: &Desired, observed: &Observed, plan: &Plan, goal: Goal) -> Option<Error> {
+        let target = desired.target.as_ref()?;
+        if plan.target.as_ref() == Some(&target.version) {
+            return None;
+        }
+        let gone = observed.version(&target.version).is_none();
+        let done = match goal {
+            Goal::Shifted => plan.shifted || gone,
+            Goal::Settled => plan.settled,
+        };
+        done.then(|| Error::RolledBack {
+            version: target.version.to_string(),
+            reason: format!(
+                "it did not become healthy within {}; {} keeps all new sessions",
+                humantime::format_duration(self.policy.health_timeout),
+                plan.target.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "no version".into())
+            ),
+        })
+    }
+
+    async fn apply(
+        &self,
+        app: &AppName,
+        action: &Action,
+        observed: &Observed,
+        memory: &mut PlanMemory,
+    ) -> Result<()> {
+        let text = action.to_string();
+        let span = info_span!("step", step = action.kind(), version = ?action.version().map(|v| v.as_str()));
+        async {
+            info!(action = %text, "applying");
+            self.emit(RolloutEvent::ActionStarted { action: text.clone() });
+            let started = self.clock.now();
+            match action {
+                Action::Attach(route) => self.retrying(&text, || self.router.attach(route)).await?,
+                Action::Deploy(release) => self.retrying(&text, || self.orchestrator.deploy(release)).await?,
+                Action::SetWeights(weights) => {
+                    let target_before = memory_target_weight(observed, weights);
+                    self.retrying(&text, || self.router.set_weights(app, weights)).await?;
+                    if target_before {
+                        memory.last_shift_at = Some(self.clock.now());
+                    }
+                    self.emit(RolloutEvent::WeightsChanged { weights: weights.clone() });
+                }
+                Action::Drain { version, deadline } => self.drain(observed, version, *deadline).await?,
+                Action::Detach(version) => self.retrying(&text, || self.router.detach(app, version)).await?,
+                Action::Retire(version) => {
+                    self.retrying(&text, || self.orchestrator.retire(app, version)).await?;
+                    self.emit(RolloutEvent::Reaped { version: version.clone() });
+                }
+            }
+            let took = self.clock.now().duration_since(started).unwrap_or_default();
+            self.emit(RolloutEvent::ActionSucceeded { action: text, took });
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Sends the drain signal to every live instance that has not acknowledged it. Instances that cannot
+    /// be reached now are tried again on the next pass; a refused secret stops the rollout.
+    async fn drain(&self, observed: &Observed, version: &VersionId, deadline: Duration) -> Result<()> {
+        let Some(v) = observed.version(version) else { return Ok(()) };
+        let pending: Vec<_> =
+            v.live().filter(|i| !v.status(&i.id).is_some_and(|s| s.state.is_draining())).cloned().collect();
+        let report = drain_all(self.drain.as_ref(), &pending, deadline).await;
+        for ack in &report.acks {
+            match &ack.result {
+                Ok(status) => {
+                    debug!(instance = %ack.instance, state = ?status.state, sessions = status.active_sessions, "drain acknowledged")
+                }
+                Err(e @ Error::Unauthorized { .. }) => {
+                    return Err(Error::Unauthorized {
+                        what: e.to_string(),
+                        message: "the drain secret was refused".into(),
+                    })
+                }
+                Err(e) => {
+                    warn!(instance = %ack.instance, error = %e, "drain signal not delivered; will retry")
+                }
+            }
+        }
+        self.emit(RolloutEvent::DrainSent {
+            version: version.clone(),
+            acknowledged: report.acknowledged(),
+            of: report.acks.len(),
+        });
+        Ok(())
+    }
+
+    /// Runs `call`, retrying retryable errors with backoff as the policy says.
+    async fn retrying<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let mut attempt = 1;
+        loop {
+            match call().await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_retryable() && attempt < self.policy.retry.attempts => {
+                    let backoff = self.policy.retry.backoff(attempt);
+                    warn!(what, attempt, error = %e, backoff_ms = backoff.as_millis() as u64, "retrying");
+                    self.emit(RolloutEvent::ActionRetried {
+                        action: what.to_owned(),
+                        attempt,
+                        error: e.to_string(),
+                        backoff,
+                    });
+                    self.clock.sleep(backoff).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn emit(&self, event: RolloutEvent) {
+        (self.events)(&event);
+    }
+}
+
+/// Whether a weight change moves the target (the version gaining weight): bake time restarts.
+fn memory_target_weight(observed: &Observed, weights: &crate::Weights) -> bool {
+    weights.iter().any(|(v, w)| w > observed.weight(v))
+}
+
+fn summarize(observed: &Observed, plan: &Plan) -> Vec<VersionSummary> {
+    let mut rows: BTreeMap<VersionId, VersionSummary> = BTreeMap::new();
+    for v in &observed.versions {
+        rows.insert(
+            v.id().clone(),
+            VersionSummary {
+                version: v.id().clone(),
+                phase: plan.phases.get(v.id()).copied().unwrap_or(crate::VersionPhase::Starting),
+                weight: observed.weight(v.id()),
+                instances: (v.live().count(), v.state.release.replicas),
+                healthy: observed.healthy_instances(v),
+                sessions: v.known_sessions(),
+            },
+        );
+    }
+    rows.into_values().collect()
+}
