@@ -174,17 +174,21 @@ impl Executor {
                 let report = match &i.endpoint {
                     Some(ep) => match self.drain.status(ep).await {
                         Ok(s) => InstanceReport::Status(s),
+                        // A refused secret is a configuration error, not an unreachable instance: stop.
+                        Err(e @ Error::Unauthorized { .. }) => return Err(e),
                         Err(e) => InstanceReport::Unreachable(e.to_string()),
                     },
                     None => InstanceReport::Unreachable("no endpoint yet".into()),
                 };
-                (i.id.clone(), report)
+                Ok((i.id.clone(), report))
             }))
             .await;
-            ObservedVersion { state, reports: reports.into_iter().collect() }
+            let reports = reports.into_iter().collect::<Result<_>>()?;
+            Ok::<_, Error>(ObservedVersion { state, reports })
         }))
         .await;
-        Ok(Observed { app: app.clone(), at, versions: observed, routing })
+        let versions = observed.into_iter().collect::<Result<Vec<_>>>()?;
+        Ok(Observed { app: app.clone(), at, versions, routing })
     }
 
     async fn run(&self, desired: Desired, goal: Goal) -> Result<Outcome> {
@@ -406,3 +410,7 @@ fn summarize(observed: &Observed, plan: &Plan) -> Vec<VersionSummary> {
     }
     rows.into_values().collect()
 }
+
+#[cfg(test)]
+#[path = "executor_tests.rs"]
+mod tests;

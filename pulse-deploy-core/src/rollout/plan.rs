@@ -369,12 +369,13 @@ struct DrainProgress {
 /// Counts, per live instance, whether it is signalled and whether it still holds sessions.
 ///
 /// An instance counts as signalled when it reports a draining state, or when it cannot be asked and the
-/// router does not report it healthy (a dead process holds no session). A signalled instance holds
+/// router reports it unhealthy (a process that answers neither holds no session). A signalled instance holds
 /// sessions until it reports none, reports `drained`, or is past its drain deadline.
 fn drain_progress(observed: &Observed, v: &ObservedVersion) -> DrainProgress {
     let mut p = DrainProgress { signalled: 0, unsignalled: 0, holding: 0 };
     for i in v.live() {
-        let dead = observed.health(v.id(), &i.id) != Health::Healthy;
+        // Only the router's explicit verdict makes an unanswering instance dead: "unknown" is not enough.
+        let dead = observed.health(v.id(), &i.id) == Health::Unhealthy;
         match v.reports.get(&i.id) {
             Some(InstanceReport::Status(s)) if s.state.is_draining() => {
                 p.signalled += 1;
