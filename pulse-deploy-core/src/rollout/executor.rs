@@ -219,17 +219,7 @@ impl Executor {
                 last_summary = summary;
             }
 
-            match &plan.failure {
-                Some(PlanFailure::Conflict { reason, .. }) => {
-                    return Err(Error::Conflict { message: reason.clone() });
-                }
-                Some(PlanFailure::Unhealthy { version, reason }) => {
-                    warn!(%version, %reason, "new version failed; rolling back");
-                    self.emit(RolloutEvent::RollingBack { version: version.clone(), reason: reason.clone() });
-                    memory.failed.insert(version.clone());
-                }
-                None => {}
-            }
+            self.note_failure(&plan, &mut memory)?;
 
             if plan.actions.is_empty() {
                 if let Some(err) = self.rolled_back(&desired, &observed, &plan, goal) {
@@ -262,6 +252,39 @@ impl Executor {
                 outcome.actions.push(action.to_string());
             }
             last_actions = plan.actions;
+        }
+    }
+
+    /// One observe–plan–apply pass, for callers that drive the loop themselves (a controller that
+    /// reconciles every minute, a test that interleaves passes with other events). `memory` carries over
+    /// between passes; start with `PlanMemory::default()`.
+    pub async fn pass(&self, desired: &Desired, memory: &mut PlanMemory) -> Result<Plan> {
+        if let Some(target) = &desired.target {
+            target.validate()?;
+            self.check(target)?;
+        }
+        let observed = self.observe(&desired.app).await?;
+        memory.last_shift_at.get_or_insert(observed.at);
+        let plan = plan(desired, &observed, memory, &self.policy);
+        self.note_failure(&plan, memory)?;
+        for action in &plan.actions {
+            self.apply(&desired.app, action, &observed, memory).await?;
+        }
+        Ok(plan)
+    }
+
+    /// Records a failure the planner detected: a conflict stops the run, an unhealthy version is rolled back.
+    fn note_failure(&self, plan: &Plan, memory: &mut PlanMemory) -> Result<()> {
+        match &plan.failure {
+            Some(PlanFailure::Conflict { reason, .. }) => Err(Error::Conflict { message: reason.clone() }),
+            Some(PlanFailure::Unhealthy { version, reason }) => {
+                if memory.failed.insert(version.clone()) {
+                    warn!(%version, %reason, "new version failed; rolling back");
+                    self.emit(RolloutEvent::RollingBack { version: version.clone(), reason: reason.clone() });
+                }
+                Ok(())
+            }
+            None => Ok(()),
         }
     }
 
