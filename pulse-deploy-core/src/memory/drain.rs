@@ -1,0 +1,70 @@
+//! [`InMemoryDrainClient`]: the drain protocol spoken to the in-memory instances, addressed by endpoint
+//! like the HTTP client.
+//!
+//! It models the server side of `docs/drain-protocol.md`: the drain signal is idempotent and keeps the
+//! earlier deadline; a draining instance reports `drained` once it holds no session or its deadline has
+//! passed (and then fails its health check); an instance shutting down reports `shutting_down`; an
+//! unknown or exited instance cannot be reached.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::cluster::InMemoryCluster;
+use super::world::DrainMark;
+use crate::drain::{DrainClient, InstanceStatus};
+use crate::{Endpoint, Error, Result};
+
+/// The in-memory [`DrainClient`]. Get one from [`InMemoryCluster::drain_client`].
+#[derive(Debug, Clone)]
+pub struct InMemoryDrainClient {
+    cluster: InMemoryCluster,
+}
+
+impl InMemoryDrainClient {
+    pub(super) fn new(cluster: InMemoryCluster) -> Self {
+        InMemoryDrainClient { cluster }
+    }
+
+    /// The cluster whose instances this client reaches.
+    pub fn cluster(&self) -> &InMemoryCluster {
+        &self.cluster
+    }
+}
+
+fn unreachable(endpoint: &Endpoint) -> Error {
+    Error::Unavailable {
+        what: format!("instance at {endpoint}"),
+        message: "no running in-memory instance listens there (unknown, or exited)".into(),
+    }
+}
+
+#[async_trait]
+impl DrainClient for InMemoryDrainClient {
+    async fn drain(&self, endpoint: &Endpoint, deadline: Duration) -> Result<InstanceStatus> {
+        let now = self.cluster.now();
+        let mut world = self.cluster.locked_at(now);
+        let id =
+            world.instance_at(endpoint).map(|(_, _, i)| i.id.clone()).ok_or_else(|| unreachable(endpoint))?;
+        let deadline = now + Duration::from_secs(deadline.as_secs().max(1));
+        for app in world.apps.values_mut() {
+            for version in &mut app.versions {
+                for instance in version.instances.iter_mut().filter(|i| i.id == id) {
+                    instance.drain = Some(match instance.drain {
+                        Some(mark) => DrainMark { since: mark.since, deadline: mark.deadline.min(deadline) },
+                        None => DrainMark { since: now, deadline },
+                    });
+                }
+            }
+        }
+        let (_, version, instance) = world.instance_at(endpoint).ok_or_else(|| unreachable(endpoint))?;
+        Ok(world.instance_status(version, instance, now))
+    }
+
+    async fn status(&self, endpoint: &Endpoint) -> Result<InstanceStatus> {
+        let now = self.cluster.now();
+        let world = self.cluster.locked_at(now);
+        let (_, version, instance) = world.instance_at(endpoint).ok_or_else(|| unreachable(endpoint))?;
+        Ok(world.instance_status(version, instance, now))
+    }
+}
