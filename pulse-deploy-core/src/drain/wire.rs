@@ -14,6 +14,14 @@ pub const STATUS_PATH: &str = "/_pulse/admin/status";
 /// Default health path.
 pub const DEFAULT_HEALTH_PATH: &str = "/health";
 
+/// WebSocket close code sent to every client when an instance shuts down (1001, "going away").
+pub const SHUTDOWN_CLOSE_CODE: u16 = 1001;
+/// WebSocket close reason sent with [`SHUTDOWN_CLOSE_CODE`]: the client should reconnect (it lands on the
+/// newest version).
+pub const SHUTDOWN_CLOSE_REASON: &str = "server shutting down; reconnect";
+/// The `error` code of the body of a stale-affinity answer (a new session turned away while draining).
+pub const STALE_AFFINITY_ERROR: &str = "stale_affinity";
+
 /// The serving state of an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -86,6 +94,20 @@ pub struct ErrorBody {
     pub error: String,
     /// A human-readable explanation (never echoes the credential).
     pub message: String,
+}
+
+/// Body of a stale-affinity answer (`409`): a request that would create a new session reached a draining
+/// instance. The client drops its version affinity and reloads; it lands on the newest version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaleAffinityBody {
+    /// Always [`STALE_AFFINITY_ERROR`].
+    pub error: String,
+    /// A human-readable explanation.
+    pub message: String,
+    /// Always true: the client should reload without its version affinity.
+    pub reload: bool,
+    /// The (draining) version that turned the request away.
+    pub version: String,
 }
 
 /// RFC 3339 timestamps (UTC, milliseconds) as optional `SystemTime`s.

@@ -1,0 +1,207 @@
+//! The admin endpoints (`POST /_pulse/admin/drain`, `GET /_pulse/admin/status`) and the health endpoint,
+//! as an axum [`Router`] to merge into the app ([`DrainState::router`]).
+//!
+//! Admin requests are checked in this order, and a rejected request never changes the serving state:
+//! method (405 with `Allow`), throttling (429 with `Retry-After`), credentials (401 with
+//! `WWW-Authenticate: Bearer`), body (400). Only then does the endpoint act.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::{Json, Router};
+use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use pulse_deploy_core::drain::wire::{DrainRequest, ErrorBody, DRAIN_PATH, STATUS_PATH};
+
+use crate::state::DrainState;
+
+/// Largest accepted drain request body.
+const MAX_BODY: usize = 4096;
+/// Largest accepted `deadline_secs` (30 days).
+const MAX_DEADLINE_SECS: u64 = 30 * 24 * 3600;
+
+impl DrainState {
+    /// The admin and health routes, to merge into the app's router:
+    /// `app.merge(state.router())`. Serve with connect info (as [`crate::serve`] does) for per-peer
+    /// throttling.
+    pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+        let (d, s, h) = (self.clone(), self.clone(), self.clone());
+        Router::new()
+            .route(DRAIN_PATH, any(move |req: Request| drain_endpoint(d.clone(), req)))
+            .route(STATUS_PATH, any(move |req: Request| status_endpoint(s.clone(), req)))
+            .route(
+                &self.inner.config.health_path.clone(),
+                any(move |req: Request| health_endpoint(h.clone(), req)),
+            )
+    }
+}
+
+fn no_store(mut r: Response) -> Response {
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    no_store((status, Json(ErrorBody { error: code.into(), message: message.into() })).into_response())
+}
+
+fn method_not_allowed(allow: &'static str) -> Response {
+    let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", &format!("use {allow}"));
+    r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
+fn unauthorized(invalid_token: bool) -> Response {
+    let mut r = error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "send `Authorization: Bearer <drain secret>` with the instance's drain secret",
+    );
+    let challenge = if invalid_token {
+        r#"Bearer realm="pulse-admin", error="invalid_token""#
+    } else {
+        r#"Bearer realm="pulse-admin""#
+    };
+    r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    r
+}
+
+fn peer(parts: &http::request::Parts) -> Option<IpAddr> {
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+}
+
+/// The token of a single `Authorization: Bearer <token>` header (scheme case-insensitive), if well-formed.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&[u8]> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let bytes = value.as_bytes();
+    let space = bytes.iter().position(|&b| b == b' ')?;
+    let (scheme, rest) = bytes.split_at(space);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    let token = rest.trim_ascii();
+    if token.is_empty() || token.iter().any(|&b| b == b' ' || b == b'\t') {
+        return None;
+    }
+    Some(token)
+}
+
+/// Throttling, then credentials. `Err` is the answer to return.
+async fn authenticate(state: &DrainState, req: &http::request::Parts) -> Result<(), Response> {
+    let peer = peer(req);
+    let throttle = &state.inner.throttle;
+    if let Err(retry) = throttle.check(peer) {
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "too many failed authentications; wait for Retry-After seconds",
+        );
+        let secs = retry.max(Duration::from_secs(1)).as_secs_f64().ceil() as u64;
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return Err(r);
+    }
+    let Some(token) = bearer_token(&req.headers) else {
+        throttle.record_failure(peer);
+        let present = req.headers.contains_key(header::AUTHORIZATION);
+        tracing::warn!(?peer, path = %req.uri.path(), "admin request without valid Bearer credentials");
+        return Err(unauthorized(present));
+    };
+    if state.inner.secret.verify(token).await {
+        throttle.record_success(peer);
+        Ok(())
+    } else {
+        throttle.record_failure(peer);
+        tracing::warn!(?peer, path = %req.uri.path(), "admin request with a wrong drain secret");
+        Err(unauthorized(true))
+    }
+}
+
+async fn drain_endpoint(state: DrainState, req: Request) -> Response {
+    if req.method() != Method::POST {
+        return method_not_allowed("POST");
+    }
+    let (parts, body) = req.into_parts();
+    if let Err(r) = authenticate(&state, &parts).await {
+        return r;
+    }
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return error(StatusCode::BAD_REQUEST, "bad_request", "the body is unreadable or over 4096 bytes")
+        }
+    };
+    let request = if body.trim_ascii().is_empty() {
+        DrainRequest::default()
+    } else {
+        match serde_json::from_slice::<DrainRequest>(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    &format!("the body must be empty or JSON like {{\"deadline_secs\": 600}}: {e}"),
+                )
+            }
+        }
+    };
+    if request.deadline_secs.is_some_and(|s| s > MAX_DEADLINE_SECS) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "deadline_secs must be at most 2592000 (30 days)",
+        );
+    }
+    let status = state.drain(request.deadline_secs.map(Duration::from_secs));
+    no_store(Json(status).into_response())
+}
+
+async fn status_endpoint(state: DrainState, req: Request) -> Response {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return method_not_allowed("GET, HEAD");
+    }
+    let (parts, _body) = req.into_parts();
+    if let Err(r) = authenticate(&state, &parts).await {
+        return r;
+    }
+    no_store(Json(state.status()).into_response())
+}
+
+async fn health_endpoint(state: DrainState, req: Request) -> Response {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return method_not_allowed("GET, HEAD");
+    }
+    let (healthy, body) = state.health();
+    let code = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    no_store((code, Json(body)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&[u8]]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(bearer_token(&headers(&[b"Bearer abc"])), Some(&b"abc"[..]));
+        assert_eq!(bearer_token(&headers(&[b"bEaReR   abc "])), Some(&b"abc"[..]));
+        assert_eq!(bearer_token(&headers(&[b"Bearer"])), None);
+        assert_eq!(bearer_token(&headers(&[b"Bearer "])), None);
+        assert_eq!(bearer_token(&headers(&[b"Basic abc"])), None);
+        assert_eq!(bearer_token(&headers(&[b"Bearer a b"])), None);
+        assert_eq!(bearer_token(&headers(&[b"Bearer abc", b"Bearer abc"])), None);
+        assert_eq!(bearer_token(&headers(&[])), None);
+    }
+}
