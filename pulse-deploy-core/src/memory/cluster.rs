@@ -147,11 +147,11 @@ impl InMemoryCluster {
                     crashed = true;
                 }
             }
-            app.versions.retain(|v| !(v.retiring && v.instances.iter().all(|i| i.exited)));
         }
         if crashed {
             tracing::debug!(%instance, "in-memory cluster: instance crashed");
             world.end_sessions_on(instance, now, EndKind::LostByCrash);
+            world.remove_retired_versions();
         }
         crashed
     }

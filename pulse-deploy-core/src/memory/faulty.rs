@@ -55,6 +55,8 @@ struct Plan {
     nth: BTreeMap<usize, Fault>,
     matching: Vec<(&'static str, usize, Fault)>,
     probability: Option<(f64, StdRng, Fault)>,
+    /// Calls after this many fail without reaching the provider (the caller "crashed").
+    crash_after: Option<usize>,
     latency: Duration,
     calls: usize,
     calls_by_method: BTreeMap<&'static str, usize>,
@@ -67,6 +69,10 @@ impl Plan {
         self.calls += 1;
         *self.calls_by_method.entry(method).or_default() += 1;
         let n = self.calls;
+        if self.crash_after.is_some_and(|limit| n > limit) {
+            self.injected += 1;
+            return (n, Some(Fault { retryable: false, after_call: false }));
+        }
         let mut fault = self.nth.remove(&n);
         if fault.is_none() {
             if let Some(entry) = self.matching.iter_mut().find(|(m, left, _)| *m == method && *left > 0) {
@@ -167,6 +173,15 @@ impl<T: ?Sized> FaultyBuilder<T> {
         self
     }
 
+    /// The first `n` calls go through; every later call fails with a non-retryable error without reaching
+    /// the provider, until [`Faulty::heal`]. An executor stops at the first fatal error, so this models the
+    /// deployer crashing between its `n`th and `n+1`th action; a new executor over the same providers is
+    /// the restarted deployer.
+    pub fn crash_after(mut self, n: usize) -> Self {
+        self.plan.crash_after = Some(n);
+        self
+    }
+
     /// Every call waits `d` (with `tokio::time::sleep`, so virtual under paused time) before it runs.
     pub fn latency(mut self, d: Duration) -> Self {
         self.plan.latency = d;
@@ -191,6 +206,7 @@ impl<T: ?Sized> Faulty<T> {
                 nth: BTreeMap::new(),
                 matching: Vec::new(),
                 probability: None,
+                crash_after: None,
                 latency: Duration::ZERO,
                 calls: 0,
                 calls_by_method: BTreeMap::new(),
@@ -220,12 +236,13 @@ impl<T: ?Sized> Faulty<T> {
         self.plan().injected
     }
 
-    /// Stops injecting faults (pending ones are forgotten); latency stays.
+    /// Stops injecting faults (pending ones are forgotten, a crash is over); latency stays.
     pub fn heal(&self) {
         let mut plan = self.plan();
         plan.nth.clear();
         plan.matching.clear();
         plan.probability = None;
+        plan.crash_after = None;
     }
 
     fn plan(&self) -> MutexGuard<'_, Plan> {

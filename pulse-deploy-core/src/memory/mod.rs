@@ -62,6 +62,8 @@ mod harness;
 mod orchestrator;
 mod router;
 mod sessions;
+#[cfg(test)]
+mod tests;
 mod world;
 
 pub use cluster::InMemoryCluster;

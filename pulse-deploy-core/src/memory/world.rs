@@ -171,10 +171,17 @@ impl World {
                     }
                 }
             }
-            app.versions.retain(|v| !(v.retiring && v.instances.iter().all(|i| i.exited)));
         }
         for (instance, at, kind) in stopped {
             self.end_sessions_on(&instance, at, kind);
+        }
+        self.remove_retired_versions();
+    }
+
+    /// Removes retiring versions whose instances have all exited: they are gone.
+    pub fn remove_retired_versions(&mut self) {
+        for app in self.apps.values_mut() {
+            app.versions.retain(|v| !(v.retiring && v.instances.iter().all(|i| i.exited)));
         }
     }
 
