@@ -17,7 +17,7 @@
 //!
 //! Deploy `v1`, then `v2`, on the in-memory providers, and let the engine drain and reap `v1`:
 //!
-//! ```ignore
+//! ```
 //! # tokio_test_block_on(async {
 //! use pulse_deploy_core::{memory::InMemoryCluster, rollout::{Executor, Goal, RolloutPolicy}, Release};
 //!

@@ -115,6 +115,11 @@ impl Executor {
         }
     }
 
+    /// The same executor, reporting events to `sink` instead.
+    pub fn clone_with_events(&self, sink: EventSink) -> Executor {
+        Executor { events: sink, ..self.clone() }
+    }
+
     /// The policy in use.
     pub fn policy(&self) -> &RolloutPolicy {
         &self.policy
