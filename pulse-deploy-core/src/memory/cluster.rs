@@ -31,12 +31,13 @@ pub struct InMemoryCluster {
 
 impl fmt::Debug for InMemoryCluster {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let world = self.lock();
-        f.debug_struct("InMemoryCluster")
-            .field("apps", &world.apps.keys().collect::<Vec<_>>())
-            .field("open_sessions", &world.sessions.len())
-            .field("clock", &self.clock)
-            .finish()
+        let mut out = f.debug_struct("InMemoryCluster");
+        // try_lock: formatting must never wait for (or deadlock on) the world's lock.
+        if let Ok(world) = self.world.try_lock() {
+            out.field("apps", &world.apps.keys().collect::<Vec<_>>())
+                .field("open_sessions", &world.sessions.len());
+        }
+        out.field("clock", &self.clock).finish()
     }
 }
 

@@ -95,8 +95,7 @@ impl InMemoryCluster {
         let mut world = self.locked_at(now);
         let landing = route(&mut world, app, affinity, None, now)?;
         let id = SessionId(world.next_number());
-        world.sessions_opened += 1;
-        world.sessions.insert(
+        world.add_session(
             id,
             Session {
                 app: app.clone(),

@@ -118,6 +118,8 @@ pub(super) struct World {
     /// Instances made to fail their health check.
     pub failing_health: BTreeSet<InstanceId>,
     pub sessions: BTreeMap<SessionId, Session>,
+    /// Open sessions per instance (kept in step with `sessions` by `add_session` and `end_session`).
+    pub sessions_per_instance: BTreeMap<InstanceId, usize>,
     pub sessions_opened: u64,
     pub sessions_closed: u64,
     pub moved: Vec<EndedSession>,
@@ -136,6 +138,7 @@ impl World {
             broken: BTreeSet::new(),
             failing_health: BTreeSet::new(),
             sessions: BTreeMap::new(),
+            sessions_per_instance: BTreeMap::new(),
             sessions_opened: 0,
             sessions_closed: 0,
             moved: Vec::new(),
@@ -187,6 +190,9 @@ impl World {
 
     /// Ends every session held by `instance`, recording how.
     pub fn end_sessions_on(&mut self, instance: &InstanceId, at: SystemTime, kind: EndKind) {
+        if !self.sessions_per_instance.contains_key(instance) {
+            return;
+        }
         let ids: Vec<SessionId> =
             self.sessions.iter().filter(|(_, s)| &s.instance == instance).map(|(id, _)| *id).collect();
         for id in ids {
@@ -194,11 +200,24 @@ impl World {
         }
     }
 
+    /// Records a new open session.
+    pub fn add_session(&mut self, id: SessionId, session: Session) {
+        *self.sessions_per_instance.entry(session.instance.clone()).or_default() += 1;
+        self.sessions_opened += 1;
+        self.sessions.insert(id, session);
+    }
+
     /// Ends one session, recording how. Returns false if it was not open.
     pub fn end_session(&mut self, id: SessionId, at: SystemTime, kind: EndKind) -> bool {
         let Some(session) = self.sessions.remove(&id) else {
             return false;
         };
+        if let Some(n) = self.sessions_per_instance.get_mut(&session.instance) {
+            *n -= 1;
+            if *n == 0 {
+                self.sessions_per_instance.remove(&session.instance);
+            }
+        }
         let drain_deadline =
             self.instance(&session.instance).and_then(|(_, _, i)| i.drain.map(|d| d.deadline));
         let ended = EndedSession {
@@ -246,7 +265,7 @@ impl World {
 
     /// Open sessions held by an instance.
     pub fn sessions_on_instance(&self, id: &InstanceId) -> usize {
-        self.sessions.values().filter(|s| &s.instance == id).count()
+        self.sessions_per_instance.get(id).copied().unwrap_or(0)
     }
 
     /// The instance's lifecycle state at `now`.
