@@ -76,7 +76,8 @@ pub struct SessionStats {
 
 impl InMemoryCluster {
     /// Routes a request that would start a session, without opening one: where a client carrying
-    /// `affinity` (and pinned to `pinned_instance`, if any) would land. See the [module docs](self).
+    /// `affinity` (and pinned to `pinned_instance`, if any) would land. The rules are those of
+    /// [`InMemoryCluster::open_session`]; a pinned instance is honoured while it accepts new sessions.
     pub fn route(
         &self,
         app: &AppName,
@@ -89,7 +90,17 @@ impl InMemoryCluster {
     }
 
     /// A user opens a page of `app`, carrying the affinity of its tab (if any). Returns the new session,
-    /// held by the instance the router chose (see the [module docs](self)).
+    /// held by the instance the router chose:
+    /// 1. with an affinity naming an attached version that has a healthy instance accepting new sessions,
+    ///    that version, whatever its weight;
+    /// 2. otherwise (no affinity, a version that is not attached, or whose instances are draining and turn
+    ///    the request away with the stale-affinity answer, so the client reloads without it) the version
+    ///    the weighted split picks (seeded generator);
+    /// 3. inside the version, the healthy, non-draining instance holding the fewest sessions (ties: the
+    ///    smallest id).
+    ///
+    /// Fails with [`Error::Unavailable`] (a real router's 503) when no version has weight, or when the
+    /// split picks a version none of whose instances accepts sessions: giving it weight was a bug.
     pub fn open_session(&self, app: &AppName, affinity: Option<&VersionId>) -> Result<SessionId> {
         let now = self.now();
         let mut world = self.locked_at(now);
