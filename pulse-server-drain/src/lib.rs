@@ -60,6 +60,8 @@
 //! ```
 
 mod admin;
+#[cfg(feature = "checker")]
+pub mod checker;
 mod config;
 pub mod demo;
 mod gate;

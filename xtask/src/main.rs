@@ -2,6 +2,8 @@
 //!
 //! Each command lives in its own module; this file only dispatches. Run `cargo xtask help`.
 
+mod bench_drain;
+mod check_app;
 mod ci;
 mod util;
 
@@ -12,6 +14,9 @@ cargo xtask <command>
 
 Commands:
   ci              Everything CI runs: fmt check, clippy (warnings denied), every test. Start here.
+  check-app       Drain-protocol conformance check of a live server: --url http://HOST:PORT --secret S
+                  (it drains that server: use a dedicated instance).
+  bench drain     Drain benchmark: 10k WebSocket sessions, memory/session, health p50/p99, drain ack, throughput.
   help            This text.
 
 Environment:
@@ -26,6 +31,12 @@ fn main() -> ExitCode {
     };
     let result = match cmd {
         "ci" => ci::run(rest),
+        "check-app" => check_app::run_check(rest),
+        "bench" => match rest.split_first() {
+            Some((target, args)) if target == "drain" => bench_drain::run(args),
+            Some((target, _)) => Err(format!("unknown bench target `{target}`; run `cargo xtask help`")),
+            None => Err("bench needs a target, e.g. `cargo xtask bench drain`".into()),
+        },
         "help" | "--help" | "-h" => {
             print!("{HELP}");
             Ok(())

@@ -1,0 +1,57 @@
+//! The conformance checker run over real TCP and WebSocket connections: it passes against the demo app and
+//! catches a server that drains without credentials.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::routing::post;
+use common::*;
+use pulse_server_drain::checker::{check, CheckOptions, Outcome};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_app_passes_every_check() {
+    let demo = start_demo(Duration::from_secs(60)).await;
+    let options = CheckOptions {
+        drain_deadline: Duration::from_secs(1),
+        expect_version: Some("v1".into()),
+        expect_instance_id: Some(demo.instance.clone()),
+        ..CheckOptions::default()
+    };
+    let report = check(&format!("http://{}", demo.addr), &secret(), &options).await.unwrap();
+    println!("{report}");
+    assert!(report.passed(), "{report}");
+    assert!(
+        report.checks.iter().all(|c| c.outcome == Outcome::Passed),
+        "nothing skipped against the demo: {report}"
+    );
+    assert!(report.checks.len() >= 17);
+    assert!(!report.to_string().contains(SECRET), "the report never shows the secret");
+    demo.state.begin_shutdown("test over");
+    demo.server.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_draining_without_credentials_fails() {
+    let app = axum::Router::new().route(
+        "/_pulse/admin/drain",
+        post(|| async { axum::Json(serde_json::json!({"status": "draining"})) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let options = CheckOptions {
+        drain_deadline: Duration::from_secs(1),
+        page_path: None,
+        websocket_path: None,
+        check_throttling: false,
+        ..CheckOptions::default()
+    };
+    let report = check(&format!("http://{addr}"), &secret(), &options).await.unwrap();
+    println!("{report}");
+    assert!(!report.passed());
+    let missing = report.check("drain refuses missing credentials (401, WWW-Authenticate: Bearer)").unwrap();
+    assert_eq!(missing.outcome, Outcome::Failed);
+    assert!(missing.saw.starts_with("200"), "{}", missing.saw);
+    server.abort();
+}

@@ -1,0 +1,119 @@
+//! The real `pulse-demo-app` binary as a child process: SIGTERM with open WebSockets closes every one with
+//! 1001 and exits 0 within the shutdown deadline; the instance id comes from `PULSE_INSTANCE_ID`, else the
+//! ECS task metadata endpoint, else the host name.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use http::{Method, StatusCode};
+use rustix::process::{kill_process, Pid, Signal};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Spawns the demo binary on a free loopback port and returns it with its address.
+async fn spawn_demo(envs: &[(&str, &str)]) -> (Child, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pulse-demo-app"));
+    for var in
+        ["PULSE_INSTANCE_ID", "ECS_CONTAINER_METADATA_URI_V4", "PULSE_DRAIN_SECRET_FILE", "PULSE_HEALTH_PATH"]
+    {
+        cmd.env_remove(var);
+    }
+    cmd.env("PORT", "0")
+        .env("PULSE_VERSION", "v7")
+        .env("PULSE_DRAIN_SECRET", SECRET)
+        .env("PULSE_SHUTDOWN_TIMEOUT_SECS", "5")
+        .env("PULSE_LOG", "warn")
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("spawn pulse-demo-app");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("the demo prints its address within 10 s")
+        .unwrap()
+        .expect("a line");
+    let addr = line.rsplit(' ').next().unwrap().replace("0.0.0.0", "127.0.0.1");
+    (child, addr)
+}
+
+fn term(child: &Child) {
+    let pid = Pid::from_raw(child.id().unwrap() as i32).unwrap();
+    kill_process(pid, Signal::TERM).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_every_websocket_with_1001_and_exits_0() {
+    let instance = unique("sigterm");
+    let (mut child, addr) = spawn_demo(&[("PULSE_INSTANCE_ID", &instance)]).await;
+    let mut sockets = Vec::new();
+    for _ in 0..20 {
+        let (ws, hello) = open_ws(&format!("ws://{addr}/ws")).await;
+        assert_eq!(hello["instance"], instance.as_str());
+        assert_eq!(hello["version"], "v7");
+        sockets.push(ws);
+    }
+    let health = get(&format!("http://{addr}/health")).await;
+    assert_eq!(health.json()["active_sessions"], 20);
+
+    let sent = Instant::now();
+    term(&child);
+    let closes = futures::future::join_all(sockets.iter_mut().map(expect_close)).await;
+    for (code, reason) in &closes {
+        assert_eq!(*code, 1001, "every client gets 1001");
+        assert_eq!(reason, "server shutting down; reconnect");
+    }
+    let status = tokio::time::timeout(Duration::from_secs(6), child.wait())
+        .await
+        .expect("exits within its 5 s shutdown deadline")
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "exit 0 after a graceful shutdown");
+    eprintln!("20 sockets closed with 1001 and process exited 0 in {:?}", sent.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instance_id_from_ecs_task_metadata_then_host_name() {
+    // A stand-in for the ECS task metadata endpoint on loopback.
+    let arn = format!("arn:aws:ecs:us-east-1:123456789012:task/pulse/{}", unique("task"));
+    let body = serde_json::json!({ "TaskARN": arn, "Family": "pulse" }).to_string();
+    let app = axum::Router::new().route("/v4/abc/task", axum::routing::get(move || async move { body }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let meta = format!("http://{}/v4/abc", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let auth = format!("Bearer {SECRET}");
+    let (child, addr) = spawn_demo(&[("ECS_CONTAINER_METADATA_URI_V4", &meta)]).await;
+    let status =
+        request(Method::GET, &format!("http://{addr}/_pulse/admin/status"), &[("authorization", &auth)], "")
+            .await;
+    assert_eq!(status.status, StatusCode::OK);
+    assert_eq!(status.json()["instance_id"], arn.as_str());
+    term(&child);
+    server.abort();
+
+    let (child, addr) = spawn_demo(&[("HOSTNAME", "host-for-test")]).await;
+    let status =
+        request(Method::GET, &format!("http://{addr}/_pulse/admin/status"), &[("authorization", &auth)], "")
+            .await;
+    assert_eq!(status.json()["instance_id"], "host-for-test");
+    term(&child);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_configuration_exits_2_with_a_clear_message() {
+    let out = Command::new(env!("CARGO_BIN_EXE_pulse-demo-app"))
+        .env_remove("PULSE_DRAIN_SECRET_FILE")
+        .env("PULSE_VERSION", "v1")
+        .env("PULSE_DRAIN_SECRET", "short")
+        .env("PORT", "0")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("PULSE_DRAIN_SECRET") && err.contains("at least 16"), "{err}");
+}
