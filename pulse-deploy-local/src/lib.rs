@@ -3,3 +3,7 @@
 //! The pulse-deploy provider traits on a laptop: `DockerOrchestrator` runs each version's instances as
 //! Docker containers (through the Engine API), and `EnvoyRouter` splits and pins traffic with a real Envoy
 //! configured through xDS. Together they run the whole multi-version flow on one machine.
+
+pub mod envoy;
+
+pub use envoy::{EnvoyRouter, EnvoyRouterBuilder};

@@ -1,0 +1,92 @@
+//! The router's persisted routing state (`state.json` in the state directory): which app it serves, its
+//! ports, the attached versions and the weights. It is the intent the xDS files are generated from, written
+//! before them, so a deployer killed between two writes is converged by the next router on the same
+//! directory. Health is never stored: it is read from Envoy.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use pulse_deploy_core::{AppName, Error, Result, VersionId, VersionRoute, Weights};
+use serde::{Deserialize, Serialize};
+
+use super::xds::{io_error, write_atomic};
+
+/// Format version of `state.json`.
+pub const STATE_FORMAT: u32 = 1;
+
+/// What `state.json` holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersistedState {
+    /// Format version ([`STATE_FORMAT`]).
+    pub format: u32,
+    /// The app this router serves (set by the first attach, or by the builder).
+    pub app: Option<AppName>,
+    /// The public listener, fixed for the life of the state directory.
+    pub listener: SocketAddr,
+    /// Envoy's admin address (loopback), fixed for the life of the state directory.
+    pub admin: SocketAddr,
+    /// Incremented on every change; used as the xDS `version_info`.
+    pub generation: u64,
+    /// Attached versions.
+    pub versions: BTreeMap<VersionId, VersionRoute>,
+    /// The split of new sessions.
+    pub weights: Weights,
+}
+
+impl PersistedState {
+    /// A fresh state for the given addresses.
+    pub fn new(app: Option<AppName>, listener: SocketAddr, admin: SocketAddr) -> Self {
+        PersistedState {
+            format: STATE_FORMAT,
+            app,
+            listener,
+            admin,
+            generation: 0,
+            versions: BTreeMap::new(),
+            weights: Weights::default(),
+        }
+    }
+
+    /// Path of `state.json` in `state_dir`.
+    pub fn path(state_dir: &Path) -> PathBuf {
+        state_dir.join("state.json")
+    }
+
+    /// Loads the state, or `None` if the directory holds none yet.
+    pub fn load(state_dir: &Path) -> Result<Option<Self>> {
+        let path = Self::path(state_dir);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error(&path, "read", e)),
+        };
+        let state: PersistedState = serde_json::from_str(&text).map_err(|e| {
+            Error::provider_source(
+                "envoy",
+                format!(
+                    "{} is not a valid router state; remove the state directory after stopping its Envoy",
+                    path.display()
+                ),
+                false,
+                e,
+            )
+        })?;
+        if state.format != STATE_FORMAT {
+            return Err(Error::provider(
+                "envoy",
+                format!("{} has format {}, this build reads {STATE_FORMAT}", path.display(), state.format),
+                false,
+            ));
+        }
+        Ok(Some(state))
+    }
+
+    /// Saves the state atomically.
+    pub fn save(&self, state_dir: &Path) -> Result<()> {
+        let value = serde_json::to_value(self)
+            .map_err(|e| Error::provider_source("envoy", "serialising router state", false, e))?;
+        write_atomic(&Self::path(state_dir), &value)
+    }
+}
