@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use envoy_common::*;
 use pulse_deploy_core::{Error, Health, TrafficRouter, Weights};
+use pulse_deploy_local::envoy::config::instance_cookie_value;
 use pulse_deploy_local::envoy::EnvoyRouter;
 
 const T: Duration = Duration::from_secs(15);
@@ -133,6 +134,8 @@ async fn instance_pinning_inside_a_version() {
         let first = http.get(&r.url("/"), &[]).await;
         let cookies = first.set_cookies();
         let instance = first.instance().unwrap().to_owned();
+        let up = ups.iter().find(|u| u.instance == instance).unwrap();
+        assert_eq!(cookies["pulse-instance"], instance_cookie_value(up.addr), "documented cookie format");
         first_instances.insert(instance.clone());
         let jar = format!(
             "pulse-version={}; pulse-instance={}",
@@ -318,8 +321,8 @@ async fn a_second_router_adopts_the_running_envoy() {
     second.set_weights(&app(), &Weights::all_to(v("v2"))).await.unwrap();
     assert_eq!(http.get(&format!("{url}/"), &[]).await.version(), Some("v2"));
 
-    // A router for another app, or another port, on the same directory is refused.
-    let err = EnvoyRouter::builder(&dir).app("other").build().await.unwrap_err();
+    // A router asking for another listener on the same directory is refused.
+    let err = EnvoyRouter::builder(&dir).listen("127.0.0.1:1".parse().unwrap()).build().await.unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "{err}");
     second.shutdown().await.unwrap();
     assert!(!dir.exists());
@@ -336,10 +339,6 @@ async fn bad_input_is_refused_before_anything_changes() {
     let mut bad = route("v2", &[&a]);
     bad.targets[0].endpoint.host = "db.internal".into();
     assert!(matches!(r.attach(&bad).await.unwrap_err(), Error::InvalidInput { field: "route.targets", .. }));
-    let mut other = route("v1", &[&a]);
-    other.app = pulse_deploy_core::AppName::new("other").unwrap();
-    let e = r.attach(&other).await.unwrap_err();
-    assert!(matches!(e, Error::InvalidInput { field: "app", .. }), "{e}");
     let e = r.set_weights(&app(), &Weights::all_to(v("v7"))).await.unwrap_err();
     assert!(e.to_string().contains("v7") && matches!(e, Error::InvalidInput { .. }), "{e}");
     r.set_weights(&app(), &Weights::all_to(v("v1"))).await.unwrap();
@@ -348,9 +347,9 @@ async fn bad_input_is_refused_before_anything_changes() {
     let routing = r.routing(&app()).await.unwrap();
     assert_eq!(routing.versions.len(), 1);
     assert_eq!(routing.weights, Weights::all_to(v("v1")));
-    // Another app has nothing routed.
+    // An app never attached has nothing routed.
     let other_routing = r.routing(&pulse_deploy_core::AppName::new("other").unwrap()).await.unwrap();
-    assert!(other_routing.versions.is_empty());
+    assert!(other_routing.versions.is_empty() && other_routing.weights.is_empty());
     // Builder validation happens before any resource exists.
     let dir = std::env::temp_dir().join(format!("pulse-envoy-never-{}", rand::random::<u64>()));
     let e = EnvoyRouter::builder(&dir).health_check_interval(Duration::ZERO).build().await.unwrap_err();
@@ -373,4 +372,38 @@ async fn generated_configuration_passes_envoy_validate() {
     r.attach(&key_only).await.unwrap();
     r.set_weights(&app(), &Weights::split(v("v2"), 30, v("v1")).unwrap()).await.unwrap();
     r.validate_config().await.unwrap();
+}
+
+#[tokio::test]
+async fn several_apps_are_chosen_by_host() {
+    require_envoy!();
+    let r = TestRouter::start().await;
+    let blog = pulse_deploy_core::AppName::new("blog").unwrap();
+    let (s1, b1) = (Upstream::start("v1", "shop-1").await, Upstream::start("v1", "blog-1").await);
+    r.attach(&route("v1", &[&s1])).await.unwrap();
+    r.set_weights(&app(), &Weights::all_to(v("v1"))).await.unwrap();
+    let http = Http::new();
+    // One app: it is the default for any Host.
+    assert_eq!(http.get(&r.url("/"), &[]).await.instance(), Some("shop-1"));
+    assert_eq!(r.default_app().unwrap(), Some(app()));
+
+    let mut blog_route = route("v1", &[&b1]);
+    blog_route.app = blog.clone();
+    r.attach(&blog_route).await.unwrap();
+    r.set_weights(&blog, &Weights::all_to(v("v1"))).await.unwrap();
+    assert_eq!(r.apps().unwrap(), vec![blog.clone(), app()]);
+    for host in ["blog", "blog.localhost", "blog.localhost:8080"] {
+        assert_eq!(http.get(&r.url("/"), &[("host", host)]).await.instance(), Some("blog-1"), "{host}");
+    }
+    assert_eq!(http.get(&r.url("/"), &[("host", "shop.localhost")]).await.instance(), Some("shop-1"));
+    // Two apps and no default: a request naming no app gets a clear 503.
+    let resp = http.get(&r.url("/"), &[]).await;
+    assert_eq!(resp.status, 503);
+    assert!(resp.body.contains("several apps"), "{}", resp.body);
+    // Apps are isolated: weights and detach in one do not touch the other.
+    r.set_weights(&blog, &Weights::default()).await.unwrap();
+    r.detach(&blog, &v("v1")).await.unwrap();
+    assert_eq!(r.routing(&app()).await.unwrap().weights, Weights::all_to(v("v1")));
+    assert!(r.routing(&blog).await.unwrap().versions.is_empty());
+    assert_eq!(http.get(&r.url("/"), &[]).await.instance(), Some("shop-1"));
 }

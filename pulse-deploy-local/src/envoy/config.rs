@@ -5,7 +5,9 @@
 //! [`super::router`] decides when. Every output is plain JSON (Envoy reads `.json` xDS files natively), so it
 //! can be inspected, diffed and checked with `envoy --mode validate` (see [`validation_bootstrap`]).
 //!
-//! Routes of the one virtual host, in match order:
+//! One virtual host per app, matching `Host: {app}` and `Host: {app}.localhost` (any port), plus a
+//! default virtual host (`*`) with the routes of the default app (the builder's, or the only app). Routes
+//! of a virtual host, in match order:
 //! 1. `/_pulse/admin` (any case, after path normalisation) → direct 404: admin paths never reach an instance
 //!    from the public side;
 //! 2. the per-tab affinity key: header `x-pulse-version: V`, then query `pulse_version=V` → version V's
@@ -16,6 +18,7 @@
 //!
 //! Affinity for a version that is not attached matches no route of steps 2-3 and falls through to the split.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -23,8 +26,10 @@ use std::time::Duration;
 use pulse_deploy_core::affinity::{
     ADMIN_PATH_PREFIX, INSTANCE_COOKIE, VERSION_COOKIE, VERSION_HEADER, VERSION_QUERY,
 };
-use pulse_deploy_core::{AffinityMode, AppName, VersionId, VersionRoute, Weights};
+use pulse_deploy_core::{AffinityMode, AppName, VersionId, VersionRoute};
 use serde_json::{json, Value};
+
+use super::state::AppRouting;
 
 /// Name of the route configuration served through RDS.
 pub const ROUTE_CONFIG_NAME: &str = "pulse-public";
@@ -79,12 +84,10 @@ pub struct XdsPaths<'a> {
 /// The routing state that configuration is generated from.
 #[derive(Debug, Clone, Copy)]
 pub struct RoutingInput<'a> {
-    /// The app served by this router (None before the first attach).
-    pub app: Option<&'a AppName>,
-    /// The attached versions.
-    pub versions: &'a std::collections::BTreeMap<VersionId, VersionRoute>,
-    /// The split of new sessions.
-    pub weights: &'a Weights,
+    /// The app served on the default virtual host (requests whose `Host` names no app).
+    pub default_app: Option<&'a AppName>,
+    /// Routing per app.
+    pub apps: &'a BTreeMap<AppName, AppRouting>,
 }
 
 /// The Envoy cluster name of one version: `pulse--{app}--{version}` (`--` never occurs in either name).
@@ -249,7 +252,43 @@ pub fn target_ip(host: &str) -> Option<std::net::IpAddr> {
 
 /// The CDS resources for `input`, sorted by name.
 pub fn clusters(input: RoutingInput<'_>, settings: &ConfigSettings) -> Vec<Value> {
-    input.versions.values().map(|r| cluster(r, settings)).collect()
+    let mut out: Vec<Value> =
+        input.apps.values().flat_map(|a| a.versions.values()).map(|r| cluster(r, settings)).collect();
+    out.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    out
+}
+
+/// The value of the instance cookie ([`INSTANCE_COOKIE`]) that pins a client to the host at `addr`, as
+/// Envoy's cookie-based stateful session writes it: a quoted base64 protobuf whose field 1 is `ip:port`.
+/// Clients never need it (Envoy sets it); tests and tools use it to pin a request to a chosen instance.
+pub fn instance_cookie_value(addr: SocketAddr) -> String {
+    let address = addr.to_string();
+    let mut proto = vec![0x0a];
+    let mut len = address.len();
+    while len >= 0x80 {
+        proto.push((len as u8 & 0x7f) | 0x80);
+        len >>= 7;
+    }
+    proto.push(len as u8);
+    proto.extend_from_slice(address.as_bytes());
+    format!("\"{}\"", base64(&proto))
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// An anchored RE2 expression matching a whole `cookie` header that holds `name=value` as one cookie.
@@ -303,19 +342,20 @@ fn uses_cookie(mode: AffinityMode) -> bool {
     matches!(mode, AffinityMode::Cookie | AffinityMode::CookieAndKey)
 }
 
-/// The routes of the public virtual host, in match order (see the module docs).
-pub fn routes(input: RoutingInput<'_>, settings: &ConfigSettings) -> Vec<Value> {
-    let mut routes = vec![json!({
+fn admin_route() -> Value {
+    json!({
         "name": "pulse-admin-blocked",
         "match": { "prefix": ADMIN_PATH_PREFIX, "case_sensitive": false },
         "direct_response": { "status": 404, "body": { "inline_string": "not found\n" } }
-    })];
-    let Some(app) = input.app else {
-        routes.push(no_version_route("no app is attached to this router yet"));
-        return routes;
-    };
+    })
+}
+
+/// The routes of one app's virtual host, in match order (see the module docs).
+pub fn routes(app: &AppName, routing: &AppRouting, settings: &ConfigSettings) -> Vec<Value> {
+    let mut routes = vec![admin_route()];
     let cluster_of = |v: &VersionId| json!({ "cluster": cluster_name(app, v) });
-    for (v, r) in input.versions.iter().filter(|(_, r)| uses_key(r.affinity)) {
+    let versions = &routing.versions;
+    for (v, r) in versions.iter().filter(|(_, r)| uses_key(r.affinity)) {
         routes.push(json!({
             "name": format!("key-header--{v}"),
             "match": { "prefix": "/", "headers": [ {
@@ -324,7 +364,7 @@ pub fn routes(input: RoutingInput<'_>, settings: &ConfigSettings) -> Vec<Value> 
             "route": route_action(cluster_of(&r.version), settings)
         }));
     }
-    for (v, r) in input.versions.iter().filter(|(_, r)| uses_key(r.affinity)) {
+    for (v, r) in versions.iter().filter(|(_, r)| uses_key(r.affinity)) {
         routes.push(json!({
             "name": format!("key-query--{v}"),
             "match": { "prefix": "/", "query_parameters": [ {
@@ -333,7 +373,7 @@ pub fn routes(input: RoutingInput<'_>, settings: &ConfigSettings) -> Vec<Value> 
             "route": route_action(cluster_of(&r.version), settings)
         }));
     }
-    for (v, r) in input.versions.iter().filter(|(_, r)| uses_cookie(r.affinity)) {
+    for (v, r) in versions.iter().filter(|(_, r)| uses_cookie(r.affinity)) {
         routes.push(json!({
             "name": format!("cookie--{v}"),
             "match": { "prefix": "/", "headers": [ {
@@ -343,12 +383,12 @@ pub fn routes(input: RoutingInput<'_>, settings: &ConfigSettings) -> Vec<Value> 
             "route": route_action(cluster_of(&r.version), settings)
         }));
     }
-    let entries: Vec<Value> = input
+    let entries: Vec<Value> = routing
         .weights
         .iter()
         .map(|(v, w)| {
             let mut entry = json!({ "name": cluster_name(app, v), "weight": w });
-            let sets_cookie = input.versions.get(v).is_none_or(|r| uses_cookie(r.affinity));
+            let sets_cookie = versions.get(v).is_none_or(|r| uses_cookie(r.affinity));
             if sets_cookie {
                 entry.as_object_mut().expect("object literal").insert(
                     "response_headers_to_add".into(),
@@ -373,6 +413,11 @@ pub fn routes(input: RoutingInput<'_>, settings: &ConfigSettings) -> Vec<Value> 
     routes
 }
 
+/// The `Host` values (any port) that select `app`'s virtual host.
+pub fn app_domains(app: &AppName) -> Vec<String> {
+    vec![format!("{app}"), format!("{app}:*"), format!("{app}.localhost"), format!("{app}.localhost:*")]
+}
+
 fn no_version_route(message: &str) -> Value {
     json!({
         "name": "no-version",
@@ -381,14 +426,25 @@ fn no_version_route(message: &str) -> Value {
     })
 }
 
-/// The RDS resource: one route configuration with one virtual host for every domain.
+/// The RDS resource: one route configuration with a virtual host per app and the default one.
 pub fn route_configuration(input: RoutingInput<'_>, settings: &ConfigSettings) -> Value {
-    let vhost = input.app.map(|a| a.to_string()).unwrap_or_else(|| "unassigned".into());
-    json!({
-        "@type": ROUTE_TYPE,
-        "name": ROUTE_CONFIG_NAME,
-        "virtual_hosts": [ { "name": vhost, "domains": ["*"], "routes": routes(input, settings) } ]
-    })
+    let mut vhosts: Vec<Value> = input
+        .apps
+        .iter()
+        .map(|(app, routing)| json!({ "name": format!("app--{app}"), "domains": app_domains(app), "routes": routes(app, routing, settings) }))
+        .collect();
+    let default_routes = match input.default_app {
+        Some(app) => routes(app, input.apps.get(app).unwrap_or(&AppRouting::default()), settings),
+        None if input.apps.is_empty() => {
+            vec![admin_route(), no_version_route("no app is attached to this router yet")]
+        }
+        None => vec![
+            admin_route(),
+            no_version_route("this router serves several apps: send `Host: {app}.localhost` to choose one"),
+        ],
+    };
+    vhosts.push(json!({ "name": "default", "domains": ["*"], "routes": default_routes }));
+    json!({ "@type": ROUTE_TYPE, "name": ROUTE_CONFIG_NAME, "virtual_hosts": vhosts })
 }
 
 /// A discovery-response file body: `{"version_info": ..., "resources": [...]}`.
@@ -426,9 +482,7 @@ pub fn validation_bootstrap(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use pulse_deploy_core::{Endpoint, Target};
+    use pulse_deploy_core::{Endpoint, Target, Weights};
 
     use super::*;
 
@@ -449,14 +503,13 @@ mod tests {
     #[test]
     fn route_order_admin_key_cookie_split() {
         let app = AppName::new("shop").unwrap();
-        let mut versions = BTreeMap::new();
+        let mut routing = AppRouting::default();
         for (v, m) in [("v1", AffinityMode::CookieAndKey), ("v2", AffinityMode::Cookie)] {
             let r = route(v, m);
-            versions.insert(r.version.clone(), r);
+            routing.versions.insert(r.version.clone(), r);
         }
-        let weights = Weights::all_to(VersionId::new("v2").unwrap());
-        let input = RoutingInput { app: Some(&app), versions: &versions, weights: &weights };
-        let routes = routes(input, &ConfigSettings::default());
+        routing.weights = Weights::all_to(VersionId::new("v2").unwrap());
+        let routes = routes(&app, &routing, &ConfigSettings::default());
         assert_eq!(
             names(&routes),
             ["pulse-admin-blocked", "key-header--v1", "key-query--v1", "cookie--v1", "cookie--v2", "split"]
@@ -473,12 +526,25 @@ mod tests {
     #[test]
     fn no_weights_is_a_direct_503() {
         let app = AppName::new("shop").unwrap();
-        let versions = BTreeMap::new();
-        let weights = Weights::default();
-        let input = RoutingInput { app: Some(&app), versions: &versions, weights: &weights };
-        let routes = routes(input, &ConfigSettings::default());
+        let routes = routes(&app, &AppRouting::default(), &ConfigSettings::default());
         assert_eq!(names(&routes), ["pulse-admin-blocked", "no-version"]);
         assert_eq!(routes[1]["direct_response"]["status"], 503);
+    }
+
+    #[test]
+    fn one_virtual_host_per_app_and_a_default() {
+        let (shop, blog) = (AppName::new("shop").unwrap(), AppName::new("blog").unwrap());
+        let apps = BTreeMap::from([(shop.clone(), AppRouting::default()), (blog, AppRouting::default())]);
+        let settings = ConfigSettings::default();
+        let rc = route_configuration(RoutingInput { default_app: Some(&shop), apps: &apps }, &settings);
+        let vhosts: Vec<&str> =
+            rc["virtual_hosts"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+        assert_eq!(vhosts, ["app--blog", "app--shop", "default"]);
+        assert_eq!(rc["virtual_hosts"][1]["domains"][2], "shop.localhost");
+        let rc = route_configuration(RoutingInput { default_app: None, apps: &apps }, &settings);
+        let body =
+            rc["virtual_hosts"][2]["routes"][1]["direct_response"]["body"]["inline_string"].as_str().unwrap();
+        assert!(body.contains("several apps"), "{body}");
     }
 
     #[test]
@@ -486,6 +552,15 @@ mod tests {
         // RE2 full-match semantics, checked here with a tiny matcher for the generated shape.
         let re = cookie_regex("pulse-version", "v1");
         assert_eq!(re, r"(.*;\s*)?pulse\-version=v1(\s*;.*)?");
+    }
+
+    #[test]
+    fn instance_cookie_matches_envoys_encoding() {
+        // Seen from Envoy 1.40 for a host at 127.0.0.1:42445.
+        assert_eq!(instance_cookie_value("127.0.0.1:42445".parse().unwrap()), "\"Cg8xMjcuMC4wLjE6NDI0NDU=\"");
+        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(base64(b"abc"), "YWJj");
+        assert_eq!(base64(b"a"), "YQ==");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! [`EnvoyRouter`]: the [`TrafficRouter`] backed by one real Envoy process.
 //!
-//! One router owns one Envoy serving one fixed public listener for one app (a router is bound to the app
-//! of its first `attach`, or to the app given to the builder; another app gets [`Error::InvalidInput`] —
-//! run one router, with its own state directory and port, per app). Every change is written to the state
+//! One router owns one Envoy serving one fixed public listener. It may route several apps: each app has a
+//! virtual host selected by `Host: {app}` or `Host: {app}.localhost` (browsers resolve `*.localhost` to
+//! loopback), and requests naming no app go to the default app (the builder's
+//! [`EnvoyRouterBuilder::default_app`], else the only attached app). Every change is written to the state
 //! directory first (`state.json`, the intent), then to the xDS files in the safe order, and each method
 //! returns once Envoy has applied it (polled on the admin interface against a deadline):
 //!
@@ -58,8 +59,9 @@ pub struct EnvoyRouterBuilder {
 }
 
 impl EnvoyRouterBuilder {
-    /// Binds the router to `app` now (otherwise the first `attach` binds it).
-    pub fn app(mut self, app: impl Into<String>) -> Self {
+    /// The app served to requests whose `Host` names no app (default: the only attached app, if exactly
+    /// one is). Fixed for the life of the state directory once set.
+    pub fn default_app(mut self, app: impl Into<String>) -> Self {
         self.app = Some(app.into());
         self
     }
@@ -173,12 +175,12 @@ impl EnvoyRouterBuilder {
         let lock_file = lock_file(&router_files.lock, self.start_timeout).await?;
         let state = match PersistedState::load(&state_dir)? {
             Some(state) => {
-                if let (Some(want), Some(have)) = (&app, &state.app) {
+                if let (Some(want), Some(have)) = (&app, &state.default_app) {
                     if want != have {
                         return Err(Error::Conflict {
                             message: format!(
-                                "state directory {} belongs to a router of app {have}, not {want}; use another \
-                                 state directory for {want}",
+                                "state directory {} has default app {have}, not {want}; use another state \
+                                 directory, or reach {want} with `Host: {want}.localhost`",
                                 state_dir.display()
                             ),
                         });
@@ -197,8 +199,10 @@ impl EnvoyRouterBuilder {
                     }
                 }
                 let mut state = state;
-                if state.app.is_none() {
-                    state.app = app;
+                if state.default_app.is_none() && app.is_some() {
+                    state.default_app = app;
+                    state.generation += 1;
+                    state.save(&state_dir)?;
                 }
                 state
             }
@@ -307,9 +311,14 @@ impl EnvoyRouter {
             .filter(|pid| process::runs_bootstrap(*pid, &self.files.process.bootstrap))
     }
 
-    /// The app this router serves, once bound.
-    pub fn app(&self) -> Result<Option<AppName>> {
-        Ok(self.load_state()?.app)
+    /// The app served to requests whose `Host` names no app, if any.
+    pub fn default_app(&self) -> Result<Option<AppName>> {
+        Ok(self.load_state()?.effective_default_app().cloned())
+    }
+
+    /// The apps with something attached or weighted.
+    pub fn apps(&self) -> Result<Vec<AppName>> {
+        Ok(self.load_state()?.apps.keys().cloned().collect())
     }
 
     /// Makes sure Envoy runs with this state directory's routing: adopts a running one, or starts it again
@@ -360,8 +369,7 @@ impl EnvoyRouter {
     }
 
     fn write_bootstrap(&self, state: &PersistedState) -> Result<()> {
-        let node_id = format!("pulse-deploy-{}", state.app.as_ref().map_or("unbound", |a| a.as_str()));
-        let bootstrap = config::bootstrap(state.listener, state.admin, self.xds.paths(), &node_id);
+        let bootstrap = config::bootstrap(state.listener, state.admin, self.xds.paths(), "pulse-deploy");
         write_atomic(&self.files.process.bootstrap, &bootstrap)
     }
 
@@ -550,7 +558,7 @@ impl EnvoyRouter {
 }
 
 fn input(state: &PersistedState) -> RoutingInput<'_> {
-    RoutingInput { app: state.app.as_ref(), versions: &state.versions, weights: &state.weights }
+    RoutingInput { default_app: state.effective_default_app(), apps: &state.apps }
 }
 
 fn name_of(resource: &Value) -> Option<String> {
@@ -647,13 +655,6 @@ fn check_route(route: &VersionRoute) -> Result<()> {
     Ok(())
 }
 
-fn other_app(bound: &AppName, asked: &AppName) -> Error {
-    Error::invalid(
-        "app",
-        format!("this EnvoyRouter serves app {bound}, not {asked}; build another EnvoyRouter (own state directory and port) for {asked}"),
-    )
-}
-
 #[async_trait]
 impl TrafficRouter for EnvoyRouter {
     fn capabilities(&self) -> RouterCapabilities {
@@ -670,18 +671,17 @@ impl TrafficRouter for EnvoyRouter {
         route.targets.dedup();
         tracing::info!(app = %route.app, version = %route.version, targets = route.targets.len(), "envoy: attach");
         self.mutate(|state| {
-            match &state.app {
-                Some(bound) if *bound != route.app => return Err(other_app(bound, &route.app)),
-                Some(_) => {}
-                None => state.app = Some(route.app.clone()),
-            }
-            if !state.versions.contains_key(&route.version) && state.versions.len() >= MAX_ATTACHED_VERSIONS {
+            let app = state.apps.entry(route.app.clone()).or_default();
+            if !app.versions.contains_key(&route.version) && app.versions.len() >= MAX_ATTACHED_VERSIONS {
                 return Err(Error::invalid(
                     "route",
-                    format!("{MAX_ATTACHED_VERSIONS} versions are attached already; detach old ones first"),
+                    format!(
+                        "{MAX_ATTACHED_VERSIONS} versions of {} are attached already; detach old ones first",
+                        route.app
+                    ),
                 ));
             }
-            state.versions.insert(route.version.clone(), route);
+            app.versions.insert(route.version.clone(), route);
             Ok(())
         })
         .await
@@ -691,28 +691,25 @@ impl TrafficRouter for EnvoyRouter {
         if weights.len() > MAX_WEIGHTED_VERSIONS {
             return Err(Error::invalid(
                 "weights",
-                format!("{} versions weighted; at most {MAX_WEIGHTED_VERSIONS}", weights.len()),
+                format!(
+                    "{} versions weighted; at most {MAX_WEIGHTED_VERSIONS} may get new sessions",
+                    weights.len()
+                ),
             ));
         }
         tracing::info!(app = %app, weights = %weights, "envoy: set weights");
         self.mutate(|state| {
-            match &state.app {
-                Some(bound) if bound != app => return Err(other_app(bound, app)),
-                None if !weights.is_empty() => {
-                    return Err(Error::invalid(
-                        "weights",
-                        format!("no version of {app} is attached; attach it first"),
-                    ))
-                }
-                _ => {}
-            }
-            if let Some((v, _)) = weights.iter().find(|(v, _)| !state.versions.contains_key(*v)) {
+            let attached = state.apps.get(app).map(|a| &a.versions);
+            if let Some((v, _)) = weights.iter().find(|(v, _)| !attached.is_some_and(|a| a.contains_key(*v)))
+            {
                 return Err(Error::invalid(
                     "weights",
                     format!("version {v} of {app} is not attached; attach it before giving it a weight"),
                 ));
             }
-            state.weights = weights.clone();
+            if let Some(a) = state.apps.get_mut(app) {
+                a.weights = weights.clone();
+            }
             Ok(())
         })
         .await
@@ -721,10 +718,11 @@ impl TrafficRouter for EnvoyRouter {
     async fn detach(&self, app: &AppName, version: &VersionId) -> Result<()> {
         tracing::info!(app = %app, version = %version, "envoy: detach");
         self.mutate(|state| {
-            if state.app.as_ref() != Some(app) || !state.versions.contains_key(version) {
+            let Some(routing) = state.apps.get_mut(app) else { return Ok(()) };
+            if !routing.versions.contains_key(version) {
                 return Ok(());
             }
-            let w = state.weights.get(version);
+            let w = routing.weights.get(version);
             if w > 0 {
                 return Err(Error::Conflict {
                     message: format!(
@@ -732,7 +730,10 @@ impl TrafficRouter for EnvoyRouter {
                     ),
                 });
             }
-            state.versions.remove(version);
+            routing.versions.remove(version);
+            if routing.is_empty() {
+                state.apps.remove(app);
+            }
             Ok(())
         })
         .await
@@ -741,12 +742,10 @@ impl TrafficRouter for EnvoyRouter {
     async fn routing(&self, app: &AppName) -> Result<RoutingState> {
         self.ensure_running().await?;
         let state = self.load_state()?;
-        if state.app.as_ref() != Some(app) {
-            return Ok(RoutingState::default());
-        }
+        let Some(routing) = state.apps.get(app) else { return Ok(RoutingState::default()) };
         let health = self.admin.host_health().await?;
         let mut versions = BTreeMap::new();
-        for (v, route) in &state.versions {
+        for (v, route) in &routing.versions {
             let hosts = health.get(&config::cluster_name(app, v));
             let targets = route
                 .targets
@@ -761,6 +760,6 @@ impl TrafficRouter for EnvoyRouter {
                 .collect();
             versions.insert(v.clone(), RoutedVersion { route: route.clone(), targets });
         }
-        Ok(RoutingState { weights: state.weights.clone(), versions })
+        Ok(RoutingState { weights: routing.weights.clone(), versions })
     }
 }

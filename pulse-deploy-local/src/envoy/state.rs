@@ -1,5 +1,5 @@
-//! The router's persisted routing state (`state.json` in the state directory): which app it serves, its
-//! ports, the attached versions and the weights. It is the intent the xDS files are generated from, written
+//! The router's persisted routing state (`state.json` in the state directory): its ports, its default
+//! app, and per app the attached versions and the weights. It is the intent the xDS files are generated from, written
 //! before them, so a deployer killed between two writes is converged by the next router on the same
 //! directory. Health is never stored: it is read from Envoy.
 
@@ -16,37 +16,59 @@ use super::xds::{io_error, write_atomic};
 /// Format version of `state.json`.
 pub const STATE_FORMAT: u32 = 1;
 
-/// What `state.json` holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PersistedState {
-    /// Format version ([`STATE_FORMAT`]).
-    pub format: u32,
-    /// The app this router serves (set by the first attach, or by the builder).
-    pub app: Option<AppName>,
-    /// The public listener, fixed for the life of the state directory.
-    pub listener: SocketAddr,
-    /// Envoy's admin address (loopback), fixed for the life of the state directory.
-    pub admin: SocketAddr,
-    /// Incremented on every change; used as the xDS `version_info`.
-    pub generation: u64,
+/// The routing of one app.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AppRouting {
     /// Attached versions.
     pub versions: BTreeMap<VersionId, VersionRoute>,
     /// The split of new sessions.
     pub weights: Weights,
 }
 
+impl AppRouting {
+    /// True when nothing is attached and nothing weighted.
+    pub fn is_empty(&self) -> bool {
+        self.versions.is_empty() && self.weights.is_empty()
+    }
+}
+
+/// What `state.json` holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersistedState {
+    /// Format version ([`STATE_FORMAT`]).
+    pub format: u32,
+    /// The app served to requests whose `Host` names no app (set by the builder; otherwise the only
+    /// attached app, if exactly one is).
+    pub default_app: Option<AppName>,
+    /// The public listener, fixed for the life of the state directory.
+    pub listener: SocketAddr,
+    /// Envoy's admin address (loopback), fixed for the life of the state directory.
+    pub admin: SocketAddr,
+    /// Incremented on every change; used as the xDS `version_info`.
+    pub generation: u64,
+    /// Routing per app (apps with nothing attached and nothing weighted are dropped).
+    pub apps: BTreeMap<AppName, AppRouting>,
+}
+
 impl PersistedState {
     /// A fresh state for the given addresses.
-    pub fn new(app: Option<AppName>, listener: SocketAddr, admin: SocketAddr) -> Self {
+    pub fn new(default_app: Option<AppName>, listener: SocketAddr, admin: SocketAddr) -> Self {
         PersistedState {
             format: STATE_FORMAT,
-            app,
+            default_app,
             listener,
             admin,
             generation: 0,
-            versions: BTreeMap::new(),
-            weights: Weights::default(),
+            apps: BTreeMap::new(),
         }
+    }
+
+    /// The app served on the default virtual host: the configured default app, else the only app.
+    pub fn effective_default_app(&self) -> Option<&AppName> {
+        self.default_app.as_ref().or_else(|| match self.apps.len() {
+            1 => self.apps.keys().next(),
+            _ => None,
+        })
     }
 
     /// Path of `state.json` in `state_dir`.
