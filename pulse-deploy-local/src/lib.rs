@@ -4,6 +4,8 @@
 //! Docker containers (through the Engine API), and `EnvoyRouter` splits and pins traffic with a real Envoy
 //! configured through xDS. Together they run the whole multi-version flow on one machine.
 
+pub mod docker;
 pub mod envoy;
 
+pub use docker::{DockerOrchestrator, DockerOrchestratorBuilder};
 pub use envoy::{EnvoyRouter, EnvoyRouterBuilder};

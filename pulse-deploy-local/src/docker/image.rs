@@ -1,0 +1,244 @@
+//! Building images locally, through the Docker Engine API (no registry is reachable, nothing is pulled):
+//! a statically linked binary in a `FROM scratch` image.
+//!
+//! - [`build_static_binary`] runs cargo to link a workspace binary (or example) statically
+//!   (`-C target-feature=+crt-static`, explicit `--target` so host artifacts are untouched);
+//! - [`build_scratch_image`] sends a tar build context (a Dockerfile `FROM scratch` + the binary) to the
+//!   Engine's `/build` endpoint;
+//! - [`build_demo_image`] does both for the demo app `pulse-demo-app` of the `pulse-server-drain` crate.
+//!
+//! Not for users' own apps: any image present in the local image store can be deployed as is.
+
+use std::path::{Path, PathBuf};
+
+use bollard::query_parameters::BuildImageOptionsBuilder;
+use bollard::Docker;
+use futures::StreamExt;
+use pulse_deploy_core::{Error, Result};
+
+use super::connect::api_error;
+
+/// The image tag the e2e and the benchmarks use for the demo app.
+pub const DEMO_IMAGE: &str = "pulse-demo-app:local";
+/// The demo app's package and binary.
+pub const DEMO_PACKAGE: &str = "pulse-server-drain";
+/// The demo app's binary name.
+pub const DEMO_BIN: &str = "pulse-demo-app";
+
+/// Where the binary is placed inside the image.
+const IMAGE_BINARY: &str = "/app";
+
+/// A cargo build artifact: a `[[bin]]` or an example.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Artifact {
+    /// A binary target (`--bin NAME`).
+    Bin(String),
+    /// An example (`--example NAME`).
+    Example(String),
+}
+
+/// The target triple static binaries are built for: this machine's architecture, Linux GNU.
+pub fn static_target() -> String {
+    format!("{}-unknown-linux-gnu", std::env::consts::ARCH)
+}
+
+/// Builds `artifact` of `package` in the cargo workspace at `workspace` as a statically linked release
+/// binary and returns its path. Uses `$CARGO_TARGET_DIR` (else `<workspace>/target`) and `$CARGO` (else
+/// `cargo`). Idempotent: cargo rebuilds only what changed.
+pub async fn build_static_binary(workspace: &Path, package: &str, artifact: &Artifact) -> Result<PathBuf> {
+    let target = static_target();
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .map(|d| if d.is_absolute() { d } else { workspace.join(d) })
+        .unwrap_or_else(|| workspace.join("target"));
+    let (flag, name) = match artifact {
+        Artifact::Bin(n) => ("--bin", n),
+        Artifact::Example(n) => ("--example", n),
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let rustflags_var = format!("CARGO_TARGET_{}_RUSTFLAGS", target.to_uppercase().replace('-', "_"));
+    tracing::info!(package, artifact = %name, %target, "building a static binary with cargo");
+    let out = tokio::process::Command::new(&cargo)
+        .current_dir(workspace)
+        .args(["build", "--release", "--target", &target, "-p", package, flag, name])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env(&rustflags_var, "-C target-feature=+crt-static")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|e| {
+            Error::provider_source(
+                "docker",
+                format!(
+                    "could not run cargo ({}) to build {name}; is cargo on PATH?",
+                    cargo.to_string_lossy()
+                ),
+                false,
+                e,
+            )
+        })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
+        return Err(Error::provider(
+            "docker",
+            format!(
+                "`cargo build --release --target {target} -p {package} {flag} {name}` failed ({}):\n{}",
+                out.status,
+                tail.join("\n")
+            ),
+            false,
+        ));
+    }
+    let dir = target_dir.join(&target).join("release");
+    let path = match artifact {
+        Artifact::Bin(_) => dir.join(name),
+        Artifact::Example(_) => dir.join("examples").join(name),
+    };
+    if !path.is_file() {
+        return Err(Error::provider(
+            "docker",
+            format!("cargo succeeded but {} does not exist", path.display()),
+            false,
+        ));
+    }
+    Ok(path)
+}
+
+/// Builds the image `tag` holding `binary` as `/app`, `FROM scratch`, with `ENTRYPOINT ["/app", args...]`,
+/// through the Engine API. The binary must be statically linked (a `FROM scratch` image has no dynamic
+/// loader): a dynamically linked one is refused with the command that builds a static one.
+pub async fn build_scratch_image(docker: &Docker, binary: &Path, tag: &str, args: &[&str]) -> Result<()> {
+    if tag.trim().is_empty() || tag.chars().any(char::is_whitespace) {
+        return Err(Error::invalid("tag", format!("`{tag}` is not an image tag; use e.g. `shop:v1`")));
+    }
+    let bytes = std::fs::read(binary)
+        .map_err(|e| Error::invalid("binary", format!("cannot read {}: {e}", binary.display())))?;
+    check_static_elf(&bytes, binary)?;
+    let context = build_context(&bytes, args)?;
+    let opts = BuildImageOptionsBuilder::new().dockerfile("Dockerfile").t(tag).rm(true).forcerm(true).build();
+    let started = std::time::Instant::now();
+    let mut stream = docker.build_image(opts, None, Some(bollard::body_full(context.into())));
+    let mut failure = None;
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(info) => {
+                if let Some(detail) = info.error_detail {
+                    failure = Some(detail.message.unwrap_or_else(|| "unknown build error".into()));
+                }
+                if let Some(line) = info.stream.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+                    tracing::debug!(tag, "{line}");
+                }
+            }
+            Err(e) => return Err(api_error(format!("building image {tag}"), e)),
+        }
+    }
+    if let Some(message) = failure {
+        return Err(Error::provider("docker", format!("building image {tag} failed: {message}"), false));
+    }
+    tracing::info!(tag, elapsed = ?started.elapsed(), "image built");
+    Ok(())
+}
+
+/// Builds the demo app statically from the workspace at `workspace` and its image `tag` (e.g.
+/// [`DEMO_IMAGE`]). Returns the binary's path.
+pub async fn build_demo_image(docker: &Docker, workspace: &Path, tag: &str) -> Result<PathBuf> {
+    let binary = build_static_binary(workspace, DEMO_PACKAGE, &Artifact::Bin(DEMO_BIN.into())).await?;
+    build_scratch_image(docker, &binary, tag, &[]).await?;
+    Ok(binary)
+}
+
+/// The tar build context: `Dockerfile` and `app`.
+fn build_context(binary: &[u8], args: &[&str]) -> Result<Vec<u8>> {
+    let mut entrypoint = vec![IMAGE_BINARY];
+    entrypoint.extend_from_slice(args);
+    let entrypoint = serde_json::to_string(&entrypoint)
+        .map_err(|e| Error::provider_source("docker", "encoding the entrypoint", false, e))?;
+    let dockerfile = format!(
+        "FROM scratch\nCOPY app {IMAGE_BINARY}\nLABEL dev.pulse-deploy.built-by=pulse-deploy-local\nENTRYPOINT {entrypoint}\n"
+    );
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut append = |name: &str, data: &[u8], mode: u32| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(mode);
+        header.set_mtime(0);
+        header.set_cksum();
+        tar.append_data(&mut header, name, data)
+    };
+    append("Dockerfile", dockerfile.as_bytes(), 0o644)
+        .and_then(|()| append("app", binary, 0o755))
+        .map_err(|e| Error::provider_source("docker", "writing the build context", false, e))?;
+    tar.into_inner().map_err(|e| Error::provider_source("docker", "writing the build context", false, e))
+}
+
+/// Refuses files that are not ELF executables, and dynamically linked ones (they have a `PT_INTERP`
+/// program header naming a loader that a scratch image lacks).
+fn check_static_elf(bytes: &[u8], path: &Path) -> Result<()> {
+    let fix = format!(
+        "build it statically: CARGO_TARGET_{}_RUSTFLAGS=\"-C target-feature=+crt-static\" cargo build --release --target {} -p <package> --bin <bin>",
+        static_target().to_uppercase().replace('-', "_"),
+        static_target()
+    );
+    if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" || bytes[4] != 2 || bytes[5] != 1 {
+        return Err(Error::invalid(
+            "binary",
+            format!("{} is not a 64-bit little-endian ELF executable; {fix}", path.display()),
+        ));
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(bytes[0x20..0x28].try_into().unwrap_or([0; 8])) as usize;
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    for i in 0..phnum {
+        let at = phoff + i * phentsize;
+        let Some(p_type) = bytes.get(at..at + 4) else { break };
+        const PT_INTERP: u32 = 3;
+        if u32::from_le_bytes([p_type[0], p_type[1], p_type[2], p_type[3]]) == PT_INTERP {
+            return Err(Error::invalid(
+                "binary",
+                format!(
+                    "{} is dynamically linked and cannot run in a FROM scratch image; {fix}",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_holds_dockerfile_and_executable() {
+        let ctx = build_context(b"\x7fELF...", &["--flag", "x\"y"]).unwrap();
+        let mut archive = tar::Archive::new(ctx.as_slice());
+        let mut seen = vec![];
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().display().to_string();
+            let mode = entry.header().mode().unwrap();
+            let mut body = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut body).unwrap();
+            seen.push((name, mode, body));
+        }
+        assert_eq!(seen[0].0, "Dockerfile");
+        assert!(seen[0].2.starts_with("FROM scratch\nCOPY app /app\n"), "{}", seen[0].2);
+        assert!(seen[0].2.contains(r#"ENTRYPOINT ["/app","--flag","x\"y"]"#), "{}", seen[0].2);
+        assert_eq!((seen[1].0.as_str(), seen[1].1), ("app", 0o755));
+    }
+
+    #[test]
+    fn dynamic_binaries_and_non_elf_files_are_refused() {
+        // The test binary itself is dynamically linked (host target, no crt-static).
+        let me = std::env::current_exe().unwrap();
+        let e = check_static_elf(&std::fs::read(&me).unwrap(), &me).unwrap_err().to_string();
+        assert!(e.contains("dynamically linked") && e.contains("crt-static"), "{e}");
+        let e = check_static_elf(b"#!/bin/sh\necho hi\n", Path::new("run.sh")).unwrap_err().to_string();
+        assert!(e.contains("not a 64-bit little-endian ELF"), "{e}");
+    }
+}

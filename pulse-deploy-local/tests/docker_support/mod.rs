@@ -1,0 +1,151 @@
+//! Shared helpers of the Docker tests: connecting (skip with a reason, or fail under CI=true), the test
+//! image, unique app names with a cleanup guard, a raw HTTP client and polling against deadlines.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::Docker;
+use pulse_deploy_core::{AppName, Endpoint, Secret};
+use pulse_deploy_local::docker::{
+    build_scratch_image, build_static_binary, connect_docker, labels, Artifact,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::OnceCell;
+
+/// The tag of the test server image.
+pub const TEST_IMAGE: &str = "pulse-docker-test-server:local";
+
+/// The Docker client, or `None` (with the reason printed) when Docker is unreachable outside CI.
+/// Under `CI=true` an unreachable Docker fails the test.
+pub async fn docker_or_skip() -> Option<Docker> {
+    match connect_docker().await {
+        Ok(d) => Some(d),
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true and Docker is unreachable, so the Docker tests cannot run: {e}")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: Docker is unreachable ({e})");
+            None
+        }
+    }
+}
+
+static IMAGE: OnceCell<()> = OnceCell::const_new();
+
+/// Builds the static test server and its image once per test process.
+pub async fn test_image(docker: &Docker) -> &'static str {
+    IMAGE
+        .get_or_init(|| async {
+            let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
+            let started = Instant::now();
+            let binary = build_static_binary(
+                &workspace,
+                "pulse-deploy-local",
+                &Artifact::Example("docker_test_server".into()),
+            )
+            .await
+            .expect("building the static test server");
+            build_scratch_image(docker, &binary, TEST_IMAGE, &[]).await.expect("building the test image");
+            eprintln!("test image ready in {:?}", started.elapsed());
+        })
+        .await;
+    TEST_IMAGE
+}
+
+/// A unique app name (`dt-<prefix>-<random>`, at most 16 characters).
+pub fn unique_app(prefix: &str) -> AppName {
+    let suffix: String = (0..5).map(|_| (b'a' + rand::random::<u8>() % 26) as char).collect();
+    AppName::new(format!("{}-{suffix}", &prefix[..prefix.len().min(10)])).unwrap()
+}
+
+/// A drain secret for tests.
+pub fn test_secret() -> Secret {
+    Secret::new("test", format!("test-secret-{:016x}", rand::random::<u64>())).unwrap()
+}
+
+/// Removes every container of the app (managed or not: tests also create unmanaged ones carrying the app
+/// label or the given extra names) and the state dir when dropped, even if the test panicked.
+pub struct AppGuard {
+    pub docker: Docker,
+    pub app: AppName,
+    pub state_dir: PathBuf,
+    pub extra_containers: Vec<String>,
+}
+
+impl AppGuard {
+    pub fn new(docker: &Docker, app: &AppName) -> Self {
+        let state_dir = std::env::temp_dir().join(format!("pulse-docker-test-{app}"));
+        AppGuard { docker: docker.clone(), app: app.clone(), state_dir, extra_containers: vec![] }
+    }
+}
+
+impl Drop for AppGuard {
+    fn drop(&mut self) {
+        let docker = self.docker.clone();
+        let app = self.app.clone();
+        let extra = self.extra_containers.clone();
+        let state_dir = self.state_dir.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let filters = HashMap::from([("label", vec![format!("{}={app}", labels::APP)])]);
+                let opts = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+                let mut names = extra;
+                for c in docker.list_containers(Some(opts)).await.unwrap_or_default() {
+                    names.extend(c.id);
+                }
+                for name in names {
+                    let opts = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+                    let _ = docker.remove_container(&name, Some(opts)).await;
+                }
+            });
+            let _ = std::fs::remove_dir_all(state_dir);
+        })
+        .join()
+        .ok();
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing the test with `what` after `timeout`.
+pub async fn poll<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut interval = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        interval.tick().await;
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+    }
+}
+
+/// A plain HTTP/1.1 GET; `(status, body)`, or `None` when the connection fails.
+pub async fn http_get(endpoint: &Endpoint, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
+    let mut stream = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port)),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    let mut request = format!("GET {path} HTTP/1.1\r\nhost: {endpoint}\r\nconnection: close\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response)).await.ok()?.ok()?;
+    let text = String::from_utf8_lossy(&response);
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Some((status, body))
+}
