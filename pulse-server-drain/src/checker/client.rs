@@ -34,7 +34,11 @@ impl Answer {
         let body = String::from_utf8_lossy(&self.body);
         let body = body.trim();
         if !body.is_empty() {
-            let excerpt: String = body.chars().take(240).collect();
+            let flat = body.split_whitespace().collect::<Vec<_>>().join(" ");
+            let mut excerpt: String = flat.chars().take(240).collect();
+            if flat.chars().count() > 240 {
+                excerpt.push_str("...");
+            }
             s.push_str(&format!(", body: {excerpt}"));
         }
         s

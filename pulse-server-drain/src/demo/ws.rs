@@ -10,6 +10,21 @@ use serde::{Deserialize, Serialize};
 use super::DemoApp;
 use crate::shutdown::going_away;
 
+/// Read buffer of a demo socket: its messages are tiny, and tungstenite's default (128 KiB per socket)
+/// would dominate the memory per session.
+const READ_BUFFER: usize = 4096;
+/// Largest message accepted from a client.
+const MAX_MESSAGE: usize = 64 * 1024;
+
+/// Sizes the socket's buffers for small messages.
+fn sized(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
+    upgrade
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
+}
+
 /// Close code when a newer connection took the session over.
 pub(crate) const CLOSE_REPLACED: u16 = 4001;
 /// Close code when the session ended before the socket could attach.
@@ -65,11 +80,11 @@ pub(crate) async fn upgrade(
                 Err(rejection) => return rejection.into_response(),
             };
             let id = app.sessions.create();
-            return upgrade.on_upgrade(move |socket| run(app, socket, id, false));
+            return sized(upgrade).on_upgrade(move |socket| run(app, socket, id, false));
         }
     };
     match upgrade {
-        Ok(u) => u.on_upgrade(move |socket| run(app, socket, session, resumed)),
+        Ok(u) => sized(u).on_upgrade(move |socket| run(app, socket, session, resumed)),
         Err(rejection) => rejection.into_response(),
     }
 }
