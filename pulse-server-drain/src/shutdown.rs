@@ -1,7 +1,9 @@
 //! Graceful shutdown: SIGTERM/SIGINT (or [`DrainState::begin_shutdown`]) puts the instance in
 //! `shutting_down` (health 503) and cancels [`DrainState::shutdown_token`], on which WebSocket tasks close
 //! with code 1001; the server stops accepting; then tracked tasks are awaited and the shutdown hooks run,
-//! all within the configured shutdown timeout. A second signal exits the process at once (code 130).
+//! all within the configured shutdown timeout: in-flight requests and tracked tasks get its first half, the
+//! hooks the rest (so a hanging request cannot starve the hooks). A second signal exits the process at
+//! once (code 130).
 //!
 //! [`serve`] does all of it around `axum::serve`; [`DrainState::shutdown_signal`] and
 //! [`DrainState::finish`] are the pieces, for servers that call `axum::serve` themselves.
@@ -25,6 +27,9 @@ pub(crate) type Hook = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
 /// What happened during shutdown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShutdownReport {
+    /// Whether every in-flight HTTP request finished before the deadline (always true when the server was
+    /// not run by [`serve`]).
+    pub requests_finished: bool,
     /// Whether every tracked task (e.g. WebSocket) finished before the deadline.
     pub tasks_finished: bool,
     /// Hooks that completed, in order.
@@ -38,7 +43,7 @@ pub struct ShutdownReport {
 impl ShutdownReport {
     /// Whether everything finished within the deadline.
     pub fn is_clean(&self) -> bool {
-        self.tasks_finished && self.hooks_timed_out.is_empty()
+        self.requests_finished && self.tasks_finished && self.hooks_timed_out.is_empty()
     }
 }
 
@@ -79,9 +84,11 @@ impl DrainState {
     pub async fn finish(&self) -> ShutdownReport {
         self.begin_shutdown("server stopped");
         let started = *self.inner.shutdown_started.get().expect("set by begin_shutdown");
-        let deadline = tokio::time::Instant::from_std(started + self.inner.config.shutdown_timeout);
+        let timeout = self.inner.config.shutdown_timeout;
+        let deadline = tokio::time::Instant::from_std(started + timeout);
+        let tasks_deadline = tokio::time::Instant::from_std(started + timeout / 2);
         self.inner.tracker.close();
-        let tasks_finished = tokio::time::timeout_at(deadline, self.inner.tracker.wait()).await.is_ok();
+        let tasks_finished = tokio::time::timeout_at(tasks_deadline, self.inner.tracker.wait()).await.is_ok();
         if !tasks_finished {
             tracing::warn!(
                 left = self.inner.tracker.len(),
@@ -90,6 +97,7 @@ impl DrainState {
         }
         let hooks = std::mem::take(&mut *self.inner.hooks.lock().expect("hooks lock"));
         let mut report = ShutdownReport {
+            requests_finished: true,
             tasks_finished,
             hooks_completed: vec![],
             hooks_timed_out: vec![],
@@ -128,13 +136,19 @@ pub async fn serve(listener: TcpListener, app: Router, state: DrainState) -> Res
         .into_future();
     let token = state.shutdown_token();
     let timeout = state.config().shutdown_timeout();
-    tokio::select! {
-        r = server => r.map_err(|e| Error::Unavailable { what: "the HTTP server".into(), message: e.to_string() })?,
-        () = async { token.cancelled().await; tokio::time::sleep(timeout).await } => {
-            tracing::warn!("in-flight requests still open at the shutdown deadline; closing them");
+    let requests_finished = tokio::select! {
+        r = server => {
+            r.map_err(|e| Error::Unavailable { what: "the HTTP server".into(), message: e.to_string() })?;
+            true
         }
-    }
-    Ok(state.finish().await)
+        () = async { token.cancelled().await; tokio::time::sleep(timeout / 2).await } => {
+            tracing::warn!("in-flight requests still open at half the shutdown timeout; closing them");
+            false
+        }
+    };
+    let mut report = state.finish().await;
+    report.requests_finished = requests_finished;
+    Ok(report)
 }
 
 /// First SIGTERM/SIGINT: begin shutdown. Second: exit at once with code 130.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use http::{Method, StatusCode};
 use rustix::process::{kill_process, Pid, Signal};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// Spawns the demo binary on a free loopback port and returns it with its address.
@@ -116,4 +116,63 @@ async fn bad_configuration_exits_2_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("PULSE_DRAIN_SECRET") && err.contains("at least 16"), "{err}");
+}
+
+/// Opens a connection holding an unfinished request, and returns once the server's handler is waiting for
+/// its body (it answered `100 Continue`), so the server has a request in flight at shutdown.
+async fn hold_a_request_open(addr: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncReadExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /_pulse/admin/drain HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {SECRET}\r\n\
+         Expect: 100-continue\r\nContent-Length: 100\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("100 Continue") {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "connection closed before 100 Continue: {:?}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    stream
+}
+
+/// Waits until the server no longer accepts connections (the first signal was handled).
+async fn until_listener_closed(addr: &str) {
+    eventually(Duration::from_secs(5), "the listener closed after the first signal", || async {
+        tokio::net::TcpStream::connect(addr).await.is_err().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_forces_exit_130() {
+    let (mut child, addr) = spawn_demo(&[("PULSE_INSTANCE_ID", &unique("force"))]).await;
+    let _held = hold_a_request_open(&addr).await;
+    term(&child);
+    until_listener_closed(&addr).await;
+    let sent = Instant::now();
+    term(&child);
+    let status = tokio::time::timeout(Duration::from_secs(3), child.wait())
+        .await
+        .expect("the second signal exits at once, long before the 5 s deadline")
+        .unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(sent.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_still_open_at_the_deadline_is_cut_and_reported() {
+    let (mut child, addr) =
+        spawn_demo(&[("PULSE_INSTANCE_ID", &unique("cut")), ("PULSE_SHUTDOWN_TIMEOUT_SECS", "1")]).await;
+    let _held = hold_a_request_open(&addr).await;
+    let sent = Instant::now();
+    term(&child);
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await.expect("exits").unwrap();
+    assert_eq!(status.code(), Some(1), "exit 1: the deadline cut an in-flight request");
+    assert!(
+        sent.elapsed() >= Duration::from_millis(450),
+        "it waited half its shutdown timeout for the request"
+    );
 }
