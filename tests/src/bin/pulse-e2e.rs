@@ -1,0 +1,59 @@
+//! `pulse-e2e`: runs the end-to-end scenario (see `pulse_deploy_tests::e2e`). Started by `cargo xtask e2e`,
+//! which installs Envoy first. Exits non-zero if any check failed. Ctrl-C (or SIGTERM) cleans up and exits.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use pulse_deploy_tests::e2e::{run, E2eConfig};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PULSE_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let workspace = std::env::var_os("PULSE_WORKSPACE").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
+    });
+    let mut config = E2eConfig::new(workspace);
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--no-build" => config.build_image = false,
+            "-h" | "--help" => {
+                println!("pulse-e2e [--no-build]\n\nRuns the whole multi-version rollout on Docker + Envoy and writes target/e2e/report.json and timeline.svg.\n  --no-build   use the existing demo image instead of building it");
+                return ExitCode::SUCCESS;
+            }
+            other => {
+                eprintln!("pulse-e2e: unknown argument `{other}`; see --help");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let interrupt = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("pulse-e2e: interrupted; cleaning up");
+    };
+    let report = run(config.clone(), interrupt).await;
+    println!("\nreport: {}", config.out_dir.join("report.json").display());
+    println!("timeline: {}", config.out_dir.join("timeline.svg").display());
+    if report.passed {
+        println!(
+            "e2e: PASSED — {} requests ok, 0 failed; {} sessions, 0 dropped, {} moved at a deadline; v1 reaped {:.1} s after its last session",
+            report.ok_requests,
+            report.sessions_opened,
+            report.sessions_moved,
+            report.last_session_to_removal_seconds.unwrap_or(f64::NAN)
+        );
+        ExitCode::SUCCESS
+    } else {
+        println!("e2e: FAILED — {}", report.failure.as_deref().unwrap_or("unknown"));
+        ExitCode::FAILURE
+    }
+}
