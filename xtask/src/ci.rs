@@ -1,7 +1,11 @@
 //! `cargo xtask ci`: everything CI runs, in the order that fails fastest.
 //!
-//! 1. `cargo fmt --check`; 2. clippy on every target with warnings denied; 3. every test of the workspace;
-//! 4. the rollout simulation (its report line printed).
+//! 1. `cargo fmt --check`;
+//! 2. clippy on every target with warnings denied;
+//! 3. the pinned tools (Envoy, moto) installed into `.venv`;
+//! 4. every test of the workspace;
+//! 5. the rollout simulation (its report line printed);
+//! 6. the end-to-end flow (`cargo xtask e2e`).
 //!
 //! With `CI=true` (set by `.ci/run`), tests that need Docker or Envoy fail instead of skipping.
 
@@ -20,9 +24,12 @@ pub fn run(_args: &[String]) -> Result<(), String> {
         "cargo clippy (warnings denied)",
         Command::new(cargo()).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
     )?;
+    let tools = crate::tools::ensure()?;
     step(
         "cargo test (workspace)",
-        Command::new(cargo()).args(["test", "--workspace", "--", "--skip", SIMULATION_TEST]),
+        Command::new(cargo())
+            .args(["test", "--workspace", "--", "--skip", SIMULATION_TEST])
+            .env("PULSE_ENVOY_BIN", &tools.envoy),
     )?;
     step(
         "rollout simulation (PULSE_SIM_CASES scenarios, default 1000)",
@@ -37,6 +44,7 @@ pub fn run(_args: &[String]) -> Result<(), String> {
             SIMULATION_TEST,
         ]),
     )?;
+    crate::e2e::run(&[])?;
     eprintln!("\nxtask ci: all checks passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -5,6 +5,7 @@
 mod bench_drain;
 mod check_app;
 mod ci;
+mod e2e;
 mod tools;
 mod util;
 
@@ -14,7 +15,11 @@ const HELP: &str = "\
 cargo xtask <command>
 
 Commands:
-  ci              Everything CI runs: fmt check, clippy (warnings denied), every test. Start here.
+  e2e             The whole flow on this machine: v1 -> v2 -> v3 on Docker + Envoy with 70 live sessions and a
+                  steady load; fails on any failed request or dropped session. Writes target/e2e/report.json
+                  and target/e2e/timeline.svg. Installs Envoy first. Start here.
+  ci              Everything CI runs: fmt check, clippy (warnings denied), every test, the rollout
+                  simulation, the e2e.
   check-app       Drain-protocol conformance check of a live server: --url http://HOST:PORT --secret S
                   (it drains that server: use a dedicated instance).
   bench drain     Drain benchmark: 10k WebSocket sessions, memory/session, health p50/p99, drain ack, throughput.
@@ -34,6 +39,7 @@ fn main() -> ExitCode {
     };
     let result = match cmd {
         "ci" => ci::run(rest),
+        "e2e" => e2e::run(rest),
         "check-app" => check_app::run_check(rest),
         "bench" => match rest.split_first() {
             Some((target, args)) if target == "drain" => bench_drain::run(args),
