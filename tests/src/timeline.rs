@@ -34,11 +34,11 @@ const COLORS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"
 
 /// Renders samples and marks as an SVG document.
 pub fn svg(samples: &[Sample], marks: &[Mark]) -> String {
-    let (w, h, left, right) = (1000.0, 560.0, 60.0, 20.0);
+    let (w, h, left, right) = (1000.0, 570.0, 60.0, 40.0);
     let t_max = samples.iter().map(|s| s.t).chain(marks.iter().map(|m| m.t)).fold(1.0_f64, f64::max);
     let s_max = samples.iter().map(|s| s.sessions).max().unwrap_or(1).max(1) as f64;
     let x = |t: f64| left + (w - left - right) * t / t_max;
-    let panels = [("sessions", 40.0, 250.0, s_max), ("weight %", 320.0, 500.0, 100.0)];
+    let panels = [("sessions", 60.0, 250.0, s_max), ("weight %", 310.0, 490.0, 100.0)];
     let mut by_version: BTreeMap<&str, Vec<&Sample>> = BTreeMap::new();
     for s in samples {
         by_version.entry(&s.version).or_default().push(s);
@@ -60,7 +60,7 @@ pub fn svg(samples: &[Sample], marks: &[Mark]) -> String {
             w - right
         );
         let _ = writeln!(out, r##"<line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}" stroke="#444"/>"##);
-        let _ = writeln!(out, r#"<text x="5" y="{}">{title}</text>"#, top + 10.0);
+        let _ = writeln!(out, r#"<text x="{left}" y="{}">{title}</text>"#, top - 6.0);
         let _ = writeln!(
             out,
             r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
@@ -91,21 +91,29 @@ pub fn svg(samples: &[Sample], marks: &[Mark]) -> String {
             }
         }
     }
-    for m in marks {
+    // Step boundaries: a dashed line numbered at the top, the labels listed under the axes.
+    for (i, m) in marks.iter().enumerate() {
         let _ = writeln!(
             out,
-            r##"<line x1="{0:.1}" y1="40" x2="{0:.1}" y2="500" stroke="#999" stroke-dasharray="4 3"/>"##,
+            r##"<line x1="{0:.1}" y1="44" x2="{0:.1}" y2="490" stroke="#999" stroke-dasharray="4 3"/>"##,
             x(m.t)
         );
         let _ = writeln!(
             out,
-            r##"<text x="{:.1}" y="520" transform="rotate(20 {:.1} 520)" fill="#333">{}</text>"##,
+            r##"<text x="{:.1}" y="40" text-anchor="middle" fill="#333">{}</text>"##,
             x(m.t),
-            x(m.t),
+            i + 1
+        );
+        let _ = writeln!(
+            out,
+            r##"<text x="{:.1}" y="{:.1}" fill="#333">{} · {}</text>"##,
+            left + 300.0 * (i % 3) as f64,
+            525.0 + 16.0 * (i / 3) as f64,
+            i + 1,
             escape(&m.label)
         );
     }
-    let _ = writeln!(out, r#"<text x="{}" y="{}" text-anchor="end">{t_max:.0} s</text>"#, w - right, h - 5.0);
+    let _ = writeln!(out, r#"<text x="{}" y="506" text-anchor="end">{t_max:.0} s</text>"#, w - right);
     out.push_str("</svg>\n");
     out
 }
