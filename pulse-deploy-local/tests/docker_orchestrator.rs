@@ -10,14 +10,13 @@ mod docker_support;
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use bollard::models::{ContainerCreateBody, EventMessage};
+use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, EventsOptionsBuilder, InspectContainerOptions,
-    KillContainerOptionsBuilder, StartContainerOptions,
+    CreateContainerOptionsBuilder, InspectContainerOptions, KillContainerOptionsBuilder,
+    StartContainerOptions,
 };
 use bollard::Docker;
 use docker_support::*;
-use futures::StreamExt;
 use pulse_deploy_core::{
     AppName, Error, Instance, InstanceState, Orchestrator, Release, VersionId, VersionState,
 };
@@ -213,34 +212,6 @@ async fn crashed_instance_is_replaced() {
     assert_eq!(state.created_at, created_at, "the version keeps its creation time");
 }
 
-/// Collects the container events of one app from now on.
-fn watch_events(docker: &Docker, app: &AppName) -> tokio::sync::mpsc::UnboundedReceiver<EventMessage> {
-    let since = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs().to_string();
-    let filters = HashMap::from([
-        ("type", vec!["container".to_owned()]),
-        ("label", vec![format!("{}={app}", labels::APP)]),
-    ]);
-    let opts = EventsOptionsBuilder::new().since(&since).filters(&filters).build();
-    let docker = docker.clone();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut events = docker.events(Some(opts));
-        while let Some(Ok(e)) = events.next().await {
-            if tx.send(e).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// One container event: action, `signal` and `exitCode` attributes.
-type Seen = (String, Option<String>, Option<String>);
-
-fn attr(e: &EventMessage, key: &str) -> Option<String> {
-    e.actor.as_ref()?.attributes.as_ref()?.get(key).cloned()
-}
-
 /// Retires until `versions()` no longer lists the version; returns how many calls it took.
 async fn retire_until_gone(o: &DockerOrchestrator, app: &AppName, v: &str, timeout: Duration) -> usize {
     let version = VersionId::new(v).unwrap();
@@ -278,20 +249,8 @@ async fn retire_is_graceful_durable_and_repeatable() {
     o.retire(&app, &VersionId::new("v1").unwrap()).await.expect("retiring a gone version succeeds");
 
     // Through the Engine's events: each instance got SIGTERM (15), exited 0, and was removed.
-    let mut seen: HashMap<String, Vec<Seen>> = HashMap::new();
-    poll("kill, die and destroy events of both instances", Duration::from_secs(10), || {
-        while let Ok(e) = events.try_recv() {
-            if let Some(instance) = attr(&e, labels::INSTANCE) {
-                let action = e.action.clone().unwrap_or_default();
-                seen.entry(instance).or_default().push((action, attr(&e, "signal"), attr(&e, "exitCode")));
-            }
-        }
-        let done = instances
-            .iter()
-            .all(|i| seen.get(&i.id.0).is_some_and(|ev| ev.iter().any(|(a, _, _)| a == "destroy")));
-        std::future::ready(done.then_some(()))
-    })
-    .await;
+    let ids: Vec<String> = instances.iter().map(|i| i.id.0.clone()).collect();
+    let seen = events_until_destroyed(&mut events, &ids, Duration::from_secs(10)).await;
     for i in &instances {
         let ev = &seen[&i.id.0];
         let kills: Vec<_> = ev.iter().filter(|(a, _, _)| a == "kill").map(|(_, s, _)| s.clone()).collect();
@@ -349,20 +308,9 @@ async fn retiring_version_is_never_replaced_and_sigkill_follows_the_grace() {
     // The other instance ignores SIGTERM: it is killed once the grace period is over, not before.
     retire_until_gone(&fresh, &app, "v1", grace + Duration::from_secs(20)).await;
     assert!(started.elapsed() >= grace, "SIGKILL not before the grace period");
-    let mut signals = vec![];
-    poll("the stubborn instance's kill events", Duration::from_secs(10), || {
-        while let Ok(e) = events.try_recv() {
-            if attr(&e, labels::INSTANCE).as_deref() == Some(instances[1].id.0.as_str()) {
-                signals.push((
-                    e.action.clone().unwrap_or_default(),
-                    attr(&e, "signal"),
-                    attr(&e, "exitCode"),
-                ));
-            }
-        }
-        std::future::ready(signals.iter().any(|(a, _, _)| a == "destroy").then_some(()))
-    })
-    .await;
+    let seen =
+        events_until_destroyed(&mut events, &[instances[1].id.0.clone()], Duration::from_secs(10)).await;
+    let signals = &seen[&instances[1].id.0];
     let kills: Vec<_> =
         signals.iter().filter(|(a, _, _)| a == "kill").map(|(_, s, _)| s.clone().unwrap()).collect();
     assert_eq!(kills, vec!["15".to_owned(), "9".to_owned()], "{signals:?}");

@@ -5,10 +5,14 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::models::EventMessage;
+use bollard::query_parameters::{
+    EventsOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+};
 use bollard::Docker;
+use futures::StreamExt;
 use pulse_deploy_core::{AppName, Endpoint, Secret};
 use pulse_deploy_local::docker::{
     build_scratch_image, build_static_binary, connect_docker, labels, Artifact,
@@ -148,4 +152,54 @@ pub async fn http_get(endpoint: &Endpoint, path: &str, headers: &[(&str, &str)])
     let status = text.split_whitespace().nth(1)?.parse().ok()?;
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     Some((status, body))
+}
+
+/// Collects the container events of one app from now on.
+pub fn watch_events(docker: &Docker, app: &AppName) -> tokio::sync::mpsc::UnboundedReceiver<EventMessage> {
+    let since = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs().to_string();
+    let filters = HashMap::from([
+        ("type", vec!["container".to_owned()]),
+        ("label", vec![format!("{}={app}", labels::APP)]),
+    ]);
+    let opts = EventsOptionsBuilder::new().since(&since).filters(&filters).build();
+    let docker = docker.clone();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut events = docker.events(Some(opts));
+        while let Some(Ok(e)) = events.next().await {
+            if tx.send(e).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// One container event: action, `signal` and `exitCode` attributes.
+pub type Seen = (String, Option<String>, Option<String>);
+
+pub fn attr(e: &EventMessage, key: &str) -> Option<String> {
+    e.actor.as_ref()?.attributes.as_ref()?.get(key).cloned()
+}
+
+/// Reads `events` until every one of `instances` was destroyed; returns each instance's events.
+pub async fn events_until_destroyed(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<EventMessage>,
+    instances: &[String],
+    timeout: Duration,
+) -> HashMap<String, Vec<Seen>> {
+    let mut seen: HashMap<String, Vec<Seen>> = HashMap::new();
+    poll("kill, die and destroy events of every instance", timeout, || {
+        while let Ok(e) = events.try_recv() {
+            if let Some(instance) = attr(&e, labels::INSTANCE) {
+                let action = e.action.clone().unwrap_or_default();
+                seen.entry(instance).or_default().push((action, attr(&e, "signal"), attr(&e, "exitCode")));
+            }
+        }
+        let done =
+            instances.iter().all(|i| seen.get(i).is_some_and(|ev| ev.iter().any(|(a, _, _)| a == "destroy")));
+        std::future::ready(done.then_some(()))
+    })
+    .await;
+    seen
 }
