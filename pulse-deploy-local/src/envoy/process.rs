@@ -208,6 +208,11 @@ pub fn runs_bootstrap(pid: u32, bootstrap: &Path) -> bool {
     }
 }
 
+/// True only when `/proc` shows that `pid` runs Envoy with `bootstrap` (false where `/proc` is missing).
+pub fn runs_bootstrap_verified(pid: u32, bootstrap: &Path) -> bool {
+    Path::new("/proc/self").exists() && runs_bootstrap(pid, bootstrap)
+}
+
 /// Sends `signal` to `pid`, ignoring a process that is already gone.
 pub fn signal(pid: u32, signal: Signal) {
     if let Ok(raw) = i32::try_from(pid) {

@@ -37,7 +37,7 @@ use super::admin::AdminClient;
 use super::config::{self, ConfigSettings, RoutingInput};
 use super::process::{self, ProcessFiles, StartOptions};
 use super::state::PersistedState;
-use super::xds::{io_error, write_atomic, XdsFiles};
+use super::xds::{io_error, write_atomic, Durability, XdsFiles};
 
 /// Most versions attached to one router at once.
 pub const MAX_ATTACHED_VERSIONS: usize = 50;
@@ -353,7 +353,7 @@ impl EnvoyRouter {
         validate_file(&self.binary, &self.files.process.bootstrap).await?;
         let inline = config::validation_bootstrap(state.listener, state.admin, input(&state), &self.settings);
         let path = self.state_dir.join("validate-inline.json");
-        write_atomic(&path, &inline)?;
+        write_atomic(&path, &inline, Durability::Volatile)?;
         let result = validate_file(&self.binary, &path).await;
         let _ = fs::remove_file(&path);
         result
@@ -370,18 +370,26 @@ impl EnvoyRouter {
 
     fn write_bootstrap(&self, state: &PersistedState) -> Result<()> {
         let bootstrap = config::bootstrap(state.listener, state.admin, self.xds.paths(), "pulse-deploy");
-        write_atomic(&self.files.process.bootstrap, &bootstrap)
+        write_atomic(&self.files.process.bootstrap, &bootstrap, Durability::Volatile)
     }
 
-    /// True when the Envoy answering on our admin port was started with our bootstrap.
+    /// True when the Envoy answering on our admin port was started with our bootstrap. Fast path (Linux):
+    /// the recorded pid runs our bootstrap and the admin port answers `/ready`; otherwise Envoy's
+    /// `/server_info` (a 120 kB page) must name our bootstrap.
     async fn ours_is_answering(&self) -> bool {
-        let want = self.files.process.bootstrap.display().to_string();
+        let bootstrap = &self.files.process.bootstrap;
+        if let Some(pid) = self.files.process.read_pid() {
+            if process::runs_bootstrap_verified(pid, bootstrap) {
+                return self.admin.is_ready().await;
+            }
+        }
+        let want = bootstrap.display().to_string();
         matches!(self.admin.config_path().await, Ok(p) if p == want)
     }
 
     async fn ensure_running_locked(&self, state: &PersistedState) -> Result<()> {
         if self.ours_is_answering().await {
-            return self.wait_ready(None).await;
+            return Ok(());
         }
         // Started but not answering yet (e.g. by a deployer that died right after spawning it)?
         if let Some(pid) = self.files.process.read_pid() {
@@ -406,7 +414,7 @@ impl EnvoyRouter {
         let deadline = Instant::now() + self.start_timeout;
         let mut pause = Duration::from_millis(5);
         loop {
-            if self.admin.is_ready().await && self.ours_is_answering().await {
+            if self.ours_is_answering().await {
                 return Ok(());
             }
             if let Some(pid) = pid {
@@ -478,48 +486,51 @@ impl EnvoyRouter {
         if union != current {
             let version = version_info(state);
             self.xds.write_cds(&version, union.clone())?;
-            self.wait_cds(&version, &union, self.xds.cds_path()).await?;
+            self.wait_cds(&version, &current, &union).await?;
         }
         let routes = vec![config::route_configuration(input(state), &self.settings)];
         if routes != self.xds.read_rds() {
             let version = version_info(state);
             self.xds.write_rds(&version, routes)?;
-            self.wait_rds(&version).await?;
+            self.wait_applied(self.xds.rds_path(), &version, || async {
+                Ok(self.admin.applied_routes().await?.as_deref() == Some(version.as_str()))
+            })
+            .await?;
         }
         if wanted != union {
             let version = version_info(state);
             self.xds.write_cds(&version, wanted.clone())?;
-            self.wait_cds(&version, &wanted, self.xds.cds_path()).await?;
+            self.wait_cds(&version, &union, &wanted).await?;
         }
         Ok(())
     }
 
-    async fn wait_cds(&self, version: &str, clusters: &[Value], file: &Path) -> Result<()> {
-        let names: BTreeSet<String> = clusters.iter().filter_map(name_of).collect();
-        self.wait_applied(file, version, |a| {
-            a.cds_version.as_deref() == Some(version)
-                && a.warming_clusters.is_empty()
-                && a.active_clusters == names
+    /// Waits until Envoy serves exactly the clusters in `now`, those changed since `before` at `version`,
+    /// and none is warming.
+    async fn wait_cds(&self, version: &str, before: &[Value], now: &[Value]) -> Result<()> {
+        let names: BTreeSet<String> = now.iter().filter_map(name_of).collect();
+        let changed: BTreeSet<String> =
+            now.iter().filter(|c| !before.contains(c)).filter_map(name_of).collect();
+        self.wait_applied(self.xds.cds_path(), version, || async {
+            let a = self.admin.applied_clusters().await?;
+            Ok(a.warming_clusters.is_empty()
+                && a.active_clusters.keys().cloned().collect::<BTreeSet<_>>() == names
+                && changed.iter().all(|n| a.active_clusters.get(n).map(String::as_str) == Some(version)))
         })
         .await
     }
 
-    async fn wait_rds(&self, version: &str) -> Result<()> {
-        self.wait_applied(self.xds.rds_path(), version, |a| a.rds_version.as_deref() == Some(version)).await
-    }
-
-    async fn wait_applied(
-        &self,
-        file: &Path,
-        version: &str,
-        done: impl Fn(&super::admin::Applied) -> bool,
-    ) -> Result<()> {
+    async fn wait_applied<F, Fut>(&self, file: &Path, version: &str, done: F) -> Result<()>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<bool>>,
+    {
         let deadline = Instant::now() + self.apply_timeout;
-        let mut pause = Duration::from_millis(1);
+        let mut pause = Duration::from_micros(500);
         loop {
-            match self.admin.applied().await {
-                Ok(a) if done(&a) => return Ok(()),
-                Ok(_) => {}
+            match done().await {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
                 Err(e) => tracing::debug!(error = %e, "reading Envoy's applied config"),
             }
             if Instant::now() >= deadline {
@@ -537,7 +548,7 @@ impl EnvoyRouter {
                 ));
             }
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(25));
+            pause = (pause * 2).min(Duration::from_millis(5));
         }
     }
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use pulse_deploy_core::{AppName, Error, Result, VersionId, VersionRoute, Weights};
 use serde::{Deserialize, Serialize};
 
-use super::xds::{io_error, write_atomic};
+use super::xds::{io_error, write_atomic, Durability};
 
 /// Format version of `state.json`.
 pub const STATE_FORMAT: u32 = 1;
@@ -109,6 +109,6 @@ impl PersistedState {
     pub fn save(&self, state_dir: &Path) -> Result<()> {
         let value = serde_json::to_value(self)
             .map_err(|e| Error::provider_source("envoy", "serialising router state", false, e))?;
-        write_atomic(&Self::path(state_dir), &value)
+        write_atomic(&Self::path(state_dir), &value, Durability::Durable)
     }
 }

@@ -60,12 +60,12 @@ impl XdsFiles {
 
     /// Writes the CDS file atomically with `version_info`.
     pub fn write_cds(&self, version_info: &str, resources: Vec<Value>) -> Result<()> {
-        write_atomic(&self.cds, &config::discovery_response(version_info, resources))
+        write_atomic(&self.cds, &config::discovery_response(version_info, resources), Durability::Volatile)
     }
 
     /// Writes the RDS file atomically with `version_info`.
     pub fn write_rds(&self, version_info: &str, resources: Vec<Value>) -> Result<()> {
-        write_atomic(&self.rds, &config::discovery_response(version_info, resources))
+        write_atomic(&self.rds, &config::discovery_response(version_info, resources), Durability::Volatile)
     }
 }
 
@@ -75,8 +75,19 @@ fn read_resources(path: &Path) -> Vec<Value> {
     value.get("resources").and_then(Value::as_array).cloned().unwrap_or_default()
 }
 
-/// Writes `value` as pretty JSON to `path` through a temporary file in the same directory and a rename.
-pub fn write_atomic(path: &Path, value: &Value) -> Result<()> {
+/// Whether a write must reach the disk before the rename.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Flushed to disk first (`state.json`: the intent a restarted deployer reads back).
+    Durable,
+    /// Left to the page cache: survives the death of any process, not a power cut. For files regenerated
+    /// from `state.json` whenever Envoy is (re)started (the xDS files, the bootstrap).
+    Volatile,
+}
+
+/// Writes `value` as pretty JSON to `path` through a temporary file in the same directory and a rename
+/// (readers see the old or the new file, never a partial one).
+pub fn write_atomic(path: &Path, value: &Value, durability: Durability) -> Result<()> {
     let dir = path.parent().ok_or_else(|| Error::invalid("state_dir", "has no parent directory"))?;
     // The temporary name must not look like a watched file; Envoy only reacts to the final rename.
     let tmp = dir.join(format!(
@@ -88,7 +99,9 @@ pub fn write_atomic(path: &Path, value: &Value) -> Result<()> {
         .map_err(|e| Error::provider_source("envoy", "serialising configuration", false, e))?;
     let mut file = fs::File::create(&tmp).map_err(|e| io_error(&tmp, "create", e))?;
     file.write_all(&body).map_err(|e| io_error(&tmp, "write", e))?;
-    file.sync_all().map_err(|e| io_error(&tmp, "flush", e))?;
+    if durability == Durability::Durable {
+        file.sync_all().map_err(|e| io_error(&tmp, "flush", e))?;
+    }
     drop(file);
     fs::rename(&tmp, path).map_err(|e| io_error(path, "rename into place", e))?;
     Ok(())
