@@ -407,3 +407,66 @@ async fn several_apps_are_chosen_by_host() {
     assert!(r.routing(&blog).await.unwrap().versions.is_empty());
     assert_eq!(http.get(&r.url("/"), &[]).await.instance(), Some("shop-1"));
 }
+
+/// The deployer half of `envoy_survives_the_deployer_being_killed`, run as a child process by it.
+#[tokio::test]
+#[ignore = "run as a child process by envoy_survives_the_deployer_being_killed"]
+async fn deployer_child_process() {
+    let (Ok(dir), Ok(port)) =
+        (std::env::var("PULSE_ENVOY_CHILD_DIR"), std::env::var("PULSE_ENVOY_CHILD_UPSTREAM"))
+    else {
+        return;
+    };
+    let r = EnvoyRouter::builder(&dir).concurrency(1).build().await.unwrap();
+    let mut rt = route("v1", &[]);
+    rt.targets = vec![pulse_deploy_core::Target {
+        instance: "a".into(),
+        endpoint: pulse_deploy_core::Endpoint::new("127.0.0.1", port.parse().unwrap()),
+    }];
+    r.attach(&rt).await.unwrap();
+    r.set_weights(&app(), &Weights::all_to(v("v1"))).await.unwrap();
+    println!("READY {} {}", r.public_url(), r.envoy_pid().unwrap());
+    // Wait to be killed by the parent test.
+    std::future::pending::<()>().await;
+}
+
+#[tokio::test]
+async fn envoy_survives_the_deployer_being_killed() {
+    require_envoy!();
+    use tokio::io::AsyncBufReadExt;
+    let (_, dir) = TestRouter::builder();
+    let _guard = TestRouter { router: None, dir: dir.clone() };
+    let up = Upstream::start("v1", "a").await;
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args(["deployer_child_process", "--exact", "--ignored", "--nocapture"])
+        .env("PULSE_ENVOY_CHILD_DIR", &dir)
+        .env("PULSE_ENVOY_CHILD_UPSTREAM", up.addr.port().to_string())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(T * 2, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.strip_prefix("READY ") {
+                return rest.to_owned();
+            }
+        }
+        panic!("the deployer child exited before it was ready");
+    })
+    .await
+    .expect("the deployer child did not get ready in time");
+    let (url, pid) = ready.split_once(' ').unwrap();
+    let pid: u32 = pid.parse().unwrap();
+    child.start_kill().unwrap(); // SIGKILL, mid-life
+    child.wait().await.unwrap();
+
+    // Envoy keeps serving with the routing the dead deployer configured.
+    let http = Http::new();
+    assert_eq!(http.get(&format!("{url}/"), &[]).await.version(), Some("v1"));
+    // The next deployer adopts it.
+    let r = EnvoyRouter::builder(&dir).build().await.unwrap();
+    assert_eq!(r.envoy_pid(), Some(pid));
+    assert_eq!(r.routing(&app()).await.unwrap().weights, Weights::all_to(v("v1")));
+    r.shutdown().await.unwrap();
+}
