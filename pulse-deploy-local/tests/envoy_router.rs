@@ -470,3 +470,16 @@ async fn envoy_survives_the_deployer_being_killed() {
     assert_eq!(r.routing(&app()).await.unwrap().weights, Weights::all_to(v("v1")));
     r.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_busy_listener_port_is_reported_with_envoys_words() {
+    require_envoy!();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (builder, dir) = TestRouter::builder();
+    let _guard = TestRouter { router: None, dir };
+    let e = builder.listen(busy.local_addr().unwrap()).build().await.unwrap_err();
+    let msg = e.to_string();
+    eprintln!("{msg}");
+    assert!(msg.contains("exited while starting") && msg.contains("in use"), "{msg}");
+    assert!(e.is_retryable(), "a busy port may be freed: {e}");
+}

@@ -173,7 +173,8 @@ impl EnvoyRouterBuilder {
             RouterFiles { lock: state_dir.join("lock"), process: ProcessFiles::new(&state_dir) };
 
         let lock_file = lock_file(&router_files.lock, self.start_timeout).await?;
-        let state = match PersistedState::load(&state_dir)? {
+        let mut fresh = false;
+        let mut state = match PersistedState::load(&state_dir)? {
             Some(state) => {
                 if let (Some(want), Some(have)) = (&app, &state.default_app) {
                     if want != have {
@@ -215,10 +216,11 @@ impl EnvoyRouterBuilder {
                 };
                 let state = PersistedState::new(app, listener, admin);
                 state.save(&state_dir)?;
+                fresh = true;
                 state
             }
         };
-        let router = EnvoyRouter {
+        let mut router = EnvoyRouter {
             admin: AdminClient::new(state.admin),
             listener: state.listener,
             state_dir,
@@ -231,7 +233,29 @@ impl EnvoyRouterBuilder {
             start_timeout: self.start_timeout,
             local: Mutex::new(()),
         };
-        router.ensure_running_locked(&state).await?;
+        // A port chosen by this build may be taken by another process before Envoy binds it: choose again
+        // (only ports this build chose, only before anything was routed).
+        let chose_ports = fresh && self.listen.is_none_or(|a| a.port() == 0) && self.admin_port.is_none();
+        let mut attempts = 0;
+        loop {
+            match router.ensure_running_locked(&state).await {
+                Ok(()) => break,
+                Err(e)
+                    if chose_ports
+                        && attempts < 3
+                        && matches!(e, Error::Provider { retryable: true, .. }) =>
+                {
+                    attempts += 1;
+                    tracing::warn!(error = %e, "Envoy did not start on the chosen ports; choosing others");
+                    state.listener = free_port(state.listener.ip())?;
+                    state.admin = free_port(IpAddr::V4(Ipv4Addr::LOCALHOST))?;
+                    state.save(&router.state_dir)?;
+                    router.listener = state.listener;
+                    router.admin = AdminClient::new(state.admin);
+                }
+                Err(e) => return Err(e),
+            }
+        }
         router.apply(&state).await?;
         drop(lock_file);
         Ok(router)
