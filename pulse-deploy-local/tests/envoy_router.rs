@@ -483,3 +483,68 @@ async fn a_busy_listener_port_is_reported_with_envoys_words() {
     assert!(msg.contains("exited while starting") && msg.contains("in use"), "{msg}");
     assert!(e.is_retryable(), "a busy port may be freed: {e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_request_fails_while_versions_come_and_go() {
+    require_envoy!();
+    let r = TestRouter::start().await;
+    let ups: Vec<Upstream> = futures::future::join_all((1..=4).map(|i| {
+        let version = format!("v{i}");
+        async move { Upstream::start(&version, &format!("{version}-a")).await }
+    }))
+    .await;
+    r.attach(&route("v1", &[&ups[0]])).await.unwrap();
+    r.set_weights(&app(), &Weights::all_to(v("v1"))).await.unwrap();
+    // Clients without affinity, and clients pinned to v1 by cookie and by key, request all the time.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let url = r.url("/page");
+    let load = |headers: Vec<(&'static str, &'static str)>| {
+        let (stop, url, http) = (stop.clone(), url.clone(), Http::new());
+        tokio::spawn(async move {
+            let mut failures = Vec::new();
+            let mut count = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && count < 20_000 {
+                let resp = http.get(&url, &headers).await;
+                count += 1;
+                if resp.status != 200 {
+                    failures.push(format!("{} {}", resp.status, resp.body.trim()));
+                }
+                if headers.iter().any(|(_, v)| v.ends_with("v1")) && resp.version() != Some("v1") {
+                    failures.push(format!("v1 client landed on {:?}", resp.version()));
+                }
+            }
+            (count, failures)
+        })
+    };
+    let loads = vec![
+        load(vec![]),
+        load(vec![("cookie", "pulse-version=v1")]),
+        load(vec![("x-pulse-version", "v1")]),
+        // Affinity to versions being attached and detached: never a 503 from a missing cluster.
+        load(vec![("cookie", "pulse-version=v2")]),
+        load(vec![("x-pulse-version", "v3")]),
+    ];
+    // Roll v2, v3, v4 in, each taking all new sessions; detach the intermediate ones (v1 stays attached).
+    for i in 2..=4 {
+        let version = format!("v{i}");
+        r.attach(&route(&version, &[&ups[i - 1]])).await.unwrap();
+        r.set_weights(&app(), &Weights::split(v(&version), 50, v(&format!("v{}", i - 1))).unwrap())
+            .await
+            .unwrap();
+        r.set_weights(&app(), &Weights::all_to(v(&version))).await.unwrap();
+        if i > 2 {
+            r.detach(&app(), &v(&format!("v{}", i - 1))).await.unwrap();
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for l in loads {
+        let (count, failures) = l.await.unwrap();
+        assert!(count > 0);
+        assert!(
+            failures.is_empty(),
+            "{} of {count} requests failed: {:?}",
+            failures.len(),
+            &failures[..failures.len().min(5)]
+        );
+    }
+}
