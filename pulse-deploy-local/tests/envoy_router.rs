@@ -326,6 +326,8 @@ async fn a_second_router_adopts_the_running_envoy() {
     assert!(matches!(err, Error::Conflict { .. }), "{err}");
     second.shutdown().await.unwrap();
     assert!(!dir.exists());
+    second.shutdown().await.unwrap(); // idempotent
+    assert!(matches!(second.routing(&app()).await.unwrap_err(), Error::NotFound { .. }));
     assert!(!pulse_deploy_local::envoy::process::is_alive(pid));
     drop(guard);
 }

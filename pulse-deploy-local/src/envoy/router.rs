@@ -363,8 +363,12 @@ impl EnvoyRouter {
         self.stop_locked().await
     }
 
-    /// Stops Envoy and removes the state directory. Clients lose this router's listener.
-    pub async fn shutdown(self) -> Result<()> {
+    /// Stops Envoy and removes the state directory. Clients lose this router's listener; later calls on
+    /// this router fail with `NotFound` (build a new one to start over).
+    pub async fn shutdown(&self) -> Result<()> {
+        if !self.state_dir.exists() {
+            return Ok(()); // shut down already
+        }
         self.stop().await?;
         fs::remove_dir_all(&self.state_dir).map_err(|e| io_error(&self.state_dir, "remove", e))
     }
@@ -614,6 +618,14 @@ fn free_port(ip: IpAddr) -> Result<SocketAddr> {
 
 /// Takes the state directory's lock file (an exclusive `flock`), polling until `timeout`.
 async fn lock_file(path: &Path, timeout: Duration) -> Result<Flock<fs::File>> {
+    if path.parent().is_some_and(|dir| !dir.exists()) {
+        return Err(Error::NotFound {
+            what: format!(
+                "router state directory of {} (removed by a shutdown?); build a new EnvoyRouter",
+                path.display()
+            ),
+        });
+    }
     let deadline = Instant::now() + timeout;
     loop {
         let file = fs::OpenOptions::new()
