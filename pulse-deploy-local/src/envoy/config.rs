@@ -178,7 +178,24 @@ pub fn bootstrap(listener: SocketAddr, admin: SocketAddr, xds: XdsPaths<'_>, nod
         "node": { "id": node_id, "cluster": "pulse-deploy" },
         "admin": { "address": socket_address(admin) },
         "dynamic_resources": { "cds_config": path_source(xds.cds, xds.dir) },
-        "static_resources": { "listeners": [ public_listener(listener, connection_manager(rds)) ] }
+        "static_resources": { "listeners": [ public_listener(listener, connection_manager(rds)) ] },
+        "overload_manager": overload_manager()
+    })
+}
+
+/// A bound on open downstream connections (each WebSocket session holds one), so a flood cannot exhaust
+/// file descriptors; far above what one laptop's sessions need.
+pub const MAX_DOWNSTREAM_CONNECTIONS: u64 = 50_000;
+
+fn overload_manager() -> Value {
+    json!({
+        "resource_monitors": [ {
+            "name": "envoy.resource_monitors.global_downstream_max_connections",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
+                "max_active_downstream_connections": MAX_DOWNSTREAM_CONNECTIONS
+            }
+        } ]
     })
 }
 
@@ -476,7 +493,8 @@ pub fn validation_bootstrap(
         "static_resources": {
             "listeners": [ public_listener(listener, hcm) ],
             "clusters": clusters
-        }
+        },
+        "overload_manager": overload_manager()
     })
 }
 
