@@ -385,7 +385,7 @@ async fn several_apps_are_chosen_by_host() {
     r.attach(&route("v1", &[&s1])).await.unwrap();
     r.set_weights(&app(), &Weights::all_to(v("v1"))).await.unwrap();
     let http = Http::new();
-    // One app: it is the default for any Host.
+    // The first app attached is the default for any Host.
     assert_eq!(http.get(&r.url("/"), &[]).await.instance(), Some("shop-1"));
     assert_eq!(r.default_app().unwrap(), Some(app()));
 
@@ -398,16 +398,22 @@ async fn several_apps_are_chosen_by_host() {
         assert_eq!(http.get(&r.url("/"), &[("host", host)]).await.instance(), Some("blog-1"), "{host}");
     }
     assert_eq!(http.get(&r.url("/"), &[("host", "shop.localhost")]).await.instance(), Some("shop-1"));
-    // Two apps and no default: a request naming no app gets a clear 503.
-    let resp = http.get(&r.url("/"), &[]).await;
-    assert_eq!(resp.status, 503);
-    assert!(resp.body.contains("several apps"), "{}", resp.body);
+    // The first app stays the default when a second one is attached.
+    assert_eq!(http.get(&r.url("/"), &[]).await.instance(), Some("shop-1"));
+    assert_eq!(r.default_app().unwrap(), Some(app()));
     // Apps are isolated: weights and detach in one do not touch the other.
     r.set_weights(&blog, &Weights::default()).await.unwrap();
     r.detach(&blog, &v("v1")).await.unwrap();
     assert_eq!(r.routing(&app()).await.unwrap().weights, Weights::all_to(v("v1")));
     assert!(r.routing(&blog).await.unwrap().versions.is_empty());
     assert_eq!(http.get(&r.url("/"), &[]).await.instance(), Some("shop-1"));
+    // A default app given to the builder replaces the implicit one and is kept.
+    let r2 = EnvoyRouter::builder(r.state_dir()).default_app("blog").build().await.unwrap();
+    assert_eq!(r2.default_app().unwrap(), Some(blog.clone()));
+    let resp = http.get(&r.url("/"), &[]).await;
+    assert_eq!(resp.status, 503, "blog has nothing attached: {resp:?}");
+    let e = EnvoyRouter::builder(r.state_dir()).default_app("shop").build().await.unwrap_err();
+    assert!(matches!(e, Error::Conflict { .. }), "{e}");
 }
 
 /// The deployer half of `envoy_survives_the_deployer_being_killed`, run as a child process by it.

@@ -3,7 +3,7 @@
 //! One router owns one Envoy serving one fixed public listener. It may route several apps: each app has a
 //! virtual host selected by `Host: {app}` or `Host: {app}.localhost` (browsers resolve `*.localhost` to
 //! loopback), and requests naming no app go to the default app (the builder's
-//! [`EnvoyRouterBuilder::default_app`], else the only attached app). Every change is written to the state
+//! [`EnvoyRouterBuilder::default_app`], else the first app attached while it has anything attached). Every change is written to the state
 //! directory first (`state.json`, the intent), then to the xDS files in the safe order, and each method
 //! returns once Envoy has applied it (polled on the admin interface against a deadline):
 //!
@@ -59,8 +59,8 @@ pub struct EnvoyRouterBuilder {
 }
 
 impl EnvoyRouterBuilder {
-    /// The app served to requests whose `Host` names no app (default: the only attached app, if exactly
-    /// one is). Fixed for the life of the state directory once set.
+    /// The app served to requests whose `Host` names no app (default: the first app attached, while it
+    /// has anything attached). Once set here it is kept for the life of the state directory.
     pub fn default_app(mut self, app: impl Into<String>) -> Self {
         self.app = Some(app.into());
         self
@@ -177,7 +177,7 @@ impl EnvoyRouterBuilder {
         let mut state = match PersistedState::load(&state_dir)? {
             Some(state) => {
                 if let (Some(want), Some(have)) = (&app, &state.default_app) {
-                    if want != have {
+                    if want != have && state.default_app_explicit {
                         return Err(Error::Conflict {
                             message: format!(
                                 "state directory {} has default app {have}, not {want}; use another state \
@@ -200,8 +200,9 @@ impl EnvoyRouterBuilder {
                     }
                 }
                 let mut state = state;
-                if state.default_app.is_none() && app.is_some() {
+                if app.is_some() && (state.default_app != app || !state.default_app_explicit) {
                     state.default_app = app;
+                    state.default_app_explicit = true;
                     state.generation += 1;
                     state.save(&state_dir)?;
                 }
@@ -718,6 +719,10 @@ impl TrafficRouter for EnvoyRouter {
         route.targets.dedup();
         tracing::info!(app = %route.app, version = %route.version, targets = route.targets.len(), "envoy: attach");
         self.mutate(|state| {
+            if state.default_app.is_none() {
+                state.default_app = Some(route.app.clone());
+                state.default_app_explicit = false;
+            }
             let app = state.apps.entry(route.app.clone()).or_default();
             if !app.versions.contains_key(&route.version) && app.versions.len() >= MAX_ATTACHED_VERSIONS {
                 return Err(Error::invalid(
@@ -780,6 +785,9 @@ impl TrafficRouter for EnvoyRouter {
             routing.versions.remove(version);
             if routing.is_empty() {
                 state.apps.remove(app);
+                if state.default_app.as_ref() == Some(app) && !state.default_app_explicit {
+                    state.default_app = None;
+                }
             }
             Ok(())
         })

@@ -37,9 +37,13 @@ impl AppRouting {
 pub struct PersistedState {
     /// Format version ([`STATE_FORMAT`]).
     pub format: u32,
-    /// The app served to requests whose `Host` names no app (set by the builder; otherwise the only
-    /// attached app, if exactly one is).
+    /// The app served to requests whose `Host` names no app: set by the builder (explicit), or else by the
+    /// first attach (implicit: it stays the default while it has anything attached, so attaching a second
+    /// app never takes the default host away from the first).
     pub default_app: Option<AppName>,
+    /// Whether `default_app` was set by the builder.
+    #[serde(default)]
+    pub default_app_explicit: bool,
     /// The public listener, fixed for the life of the state directory.
     pub listener: SocketAddr,
     /// Envoy's admin address (loopback), fixed for the life of the state directory.
@@ -55,6 +59,7 @@ impl PersistedState {
     pub fn new(default_app: Option<AppName>, listener: SocketAddr, admin: SocketAddr) -> Self {
         PersistedState {
             format: STATE_FORMAT,
+            default_app_explicit: default_app.is_some(),
             default_app,
             listener,
             admin,
@@ -63,7 +68,7 @@ impl PersistedState {
         }
     }
 
-    /// The app served on the default virtual host: the configured default app, else the only app.
+    /// The app served on the default virtual host: the default app, else the only app.
     pub fn effective_default_app(&self) -> Option<&AppName> {
         self.default_app.as_ref().or_else(|| match self.apps.len() {
             1 => self.apps.keys().next(),
