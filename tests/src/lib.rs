@@ -4,10 +4,12 @@
 //! - [`session`]: a simulated user of the demo app (page load, WebSocket, every answer checked);
 //! - [`load`]: a steady HTTP load through the router;
 //! - [`controller`]: the deployer as a long-running loop (deploy = change the desired release);
-//! - [`e2e`]: the scenario itself; [`report`] and [`timeline`]: what it writes.
+//! - [`e2e`]: the scenario itself; [`report`] and [`timeline`]: what it writes;
+//! - [`faults`]: helpers of the fault tests (`tests/faults_*.rs`) and the `pulse-deployer` binary they kill.
 
 pub mod controller;
 pub mod e2e;
+pub mod faults;
 pub mod http;
 pub mod load;
 pub mod report;

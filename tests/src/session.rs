@@ -5,6 +5,11 @@
 //! (landing on the newest version when its own was reaped). Everything it sees is recorded, so the end-to-end
 //! runner can tell a session that was kept from one that was moved (1001 past its version's drain deadline)
 //! or dropped (anything else).
+//!
+//! [`open_with`] with [`OnError::Resume`] makes a client that also survives its connection being cut
+//! (the router restarting): it reconnects with the same cookies and session id, and the session must resume
+//! on the same version and instance with its counter intact; each such reconnect is recorded as a
+//! [`Resume`].
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -45,6 +50,31 @@ pub struct Move {
     pub at: Instant,
 }
 
+/// A reconnect after the connection was cut (not a 1001): the same session resumed where it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    /// Why the connection was lost.
+    pub error: String,
+    /// From the failure to the resumed session's hello.
+    pub outage: Duration,
+    /// Connection attempts it took.
+    pub attempts: u32,
+}
+
+/// What a client does when its WebSocket fails with anything but a 1001 close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnError {
+    /// The session is dropped (the end-to-end rule: only a 1001 may end a socket).
+    #[default]
+    Drop,
+    /// Reconnect with the same cookies and session id, trying for up to `within`; the session must resume
+    /// on the same version and instance with its counter intact, else it is dropped.
+    Resume {
+        /// How long the client keeps trying.
+        within: Duration,
+    },
+}
+
 /// What one session saw.
 #[derive(Debug, Clone)]
 pub struct SessionRecord {
@@ -64,6 +94,8 @@ pub struct SessionRecord {
     pub stale_redirects: u32,
     /// Moves to another version.
     pub moves: Vec<Move>,
+    /// Reconnects that resumed the same session after a cut connection ([`OnError::Resume`] only).
+    pub resumes: Vec<Resume>,
     /// How it ended.
     pub fate: Fate,
 }
@@ -77,6 +109,9 @@ struct ServerMessage {
     version: String,
     instance: String,
     counter: u64,
+    /// On hello: whether an existing session was resumed.
+    #[serde(default)]
+    resumed: Option<bool>,
 }
 
 /// A running session: its record, and a way to close it.
@@ -140,6 +175,18 @@ pub async fn open(
     affinity: Option<&str>,
     tick: Duration,
 ) -> Result<SessionHandle, String> {
+    open_with(n, http, base, affinity, tick, OnError::Drop).await
+}
+
+/// [`open`], choosing what the client does when its connection fails ([`OnError`]).
+pub async fn open_with(
+    n: usize,
+    http: &HttpClient,
+    base: &str,
+    affinity: Option<&str>,
+    tick: Duration,
+    on_error: OnError,
+) -> Result<SessionHandle, String> {
     let mut jar = Jar::default();
     if let Some(v) = affinity {
         jar.0.insert(pulse_deploy_core::affinity::VERSION_COOKIE.into(), v.into());
@@ -186,10 +233,12 @@ pub async fn open(
         answers: 0,
         stale_redirects,
         moves: Vec::new(),
+        resumes: Vec::new(),
         fate: Fate::Open,
     }));
     let (close, closed) = watch::channel(false);
-    let task = tokio::spawn(run(base.to_owned(), jar, ws, hello.counter, record.clone(), closed, tick));
+    let client = Client { base: base.to_owned(), jar, record: record.clone(), tick, on_error };
+    let task = tokio::spawn(run(client, ws, hello.counter, closed));
     Ok(SessionHandle { record, close, task: Some(task) })
 }
 
@@ -233,15 +282,60 @@ async fn next_message(ws: &mut Ws) -> Result<Option<ServerMessage>, String> {
     }
 }
 
-async fn run(
+/// What a running session client needs besides its socket.
+struct Client {
     base: String,
     jar: Jar,
-    mut ws: Ws,
-    mut counter: u64,
     record: Arc<Mutex<SessionRecord>>,
-    mut closed: watch::Receiver<bool>,
     tick: Duration,
-) {
+    on_error: OnError,
+}
+
+impl Client {
+    /// After a cut connection: reconnects with the same cookies and session id until `within` passes,
+    /// and checks that the same session resumed on the same version and instance. `counter` is the last
+    /// counter seen; the resumed one may be one more (an increment whose answer was lost with the socket).
+    async fn resume(&self, error: String, counter: u64, within: Duration) -> Result<(Ws, u64), String> {
+        let lost = Instant::now();
+        let (session, version, instance) = {
+            let r = self.record.lock().unwrap();
+            (r.session.clone(), r.version.clone(), r.instance.clone())
+        };
+        let mut attempts = 0;
+        let mut pause = Duration::from_millis(20);
+        let (ws, hello) = loop {
+            attempts += 1;
+            match connect(&self.base, &session, &self.jar).await {
+                Ok(ok) => break ok,
+                Err(e) if lost.elapsed() >= within => {
+                    return Err(format!(
+                        "lost ({error}); no reconnect within {within:?} ({attempts} attempts, last: {e})"
+                    ))
+                }
+                // Retry pacing while the router is away, not synchronisation.
+                Err(_) => tokio::time::sleep(pause).await,
+            }
+            pause = (pause * 2).min(Duration::from_millis(250));
+        };
+        if hello.session != session
+            || hello.version != version
+            || hello.instance != instance
+            || hello.resumed != Some(true)
+            || !(counter..=counter + 1).contains(&hello.counter)
+        {
+            return Err(format!(
+                "lost ({error}); reconnected to {}/{} session {} counter {} (resumed: {:?}), expected {version}/{instance} session {session} counter {counter}",
+                hello.version, hello.instance, hello.session, hello.counter, hello.resumed
+            ));
+        }
+        self.record.lock().unwrap().resumes.push(Resume { error, outage: lost.elapsed(), attempts });
+        Ok((ws, hello.counter))
+    }
+}
+
+async fn run(client: Client, mut ws: Ws, mut counter: u64, mut closed: watch::Receiver<bool>) {
+    let Client { base, jar, record, tick, on_error } = &client;
+    let (base, jar, record, tick, on_error) = (base.as_str(), jar, record.clone(), *tick, *on_error);
     let fail = |reason: String| {
         record.lock().unwrap().fate = Fate::Dropped(reason);
     };
@@ -272,10 +366,22 @@ async fn run(
             }
             _ = interval.tick() => {
                 let inc = serde_json::json!({"type": "increment"}).to_string();
-                if let Err(e) = ws.send(Message::Text(inc.into())).await {
-                    return fail(format!("send: {e}"));
-                }
-                match next_message(&mut ws).await {
+                let answer = match ws.send(Message::Text(inc.into())).await {
+                    Ok(()) => next_message(&mut ws).await,
+                    Err(e) => Err(format!("send: {e}")),
+                };
+                let answer = match (answer, on_error) {
+                    (Err(e), OnError::Resume { within }) => match client.resume(e, counter, within).await {
+                        Ok((new_ws, resumed_at)) => {
+                            ws = new_ws;
+                            counter = resumed_at;
+                            continue;
+                        }
+                        Err(e) => Err(e),
+                    },
+                    (answer, _) => answer,
+                };
+                match answer {
                     Ok(Some(m)) => {
                         let r = record.lock().unwrap().clone();
                         if m.session != r.session || m.version != r.version || m.instance != r.instance || m.counter != counter + 1 {
@@ -292,7 +398,7 @@ async fn run(
                         // so that a version still serving it would resume it.
                         let at = Instant::now();
                         let session = record.lock().unwrap().session.clone();
-                        match connect(&base, &session, &jar).await {
+                        match connect(base, &session, jar).await {
                             Ok((new_ws, hello)) => {
                                 let mut r = record.lock().unwrap();
                                 let from = r.version.clone();
