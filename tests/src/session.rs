@@ -59,6 +59,8 @@ pub struct Resume {
     pub outage: Duration,
     /// Connection attempts it took.
     pub attempts: u32,
+    /// When the session resumed.
+    pub at: Instant,
 }
 
 /// What a client does when its WebSocket fails with anything but a 1001 close.
@@ -328,7 +330,12 @@ impl Client {
                 hello.version, hello.instance, hello.session, hello.counter, hello.resumed
             ));
         }
-        self.record.lock().unwrap().resumes.push(Resume { error, outage: lost.elapsed(), attempts });
+        self.record.lock().unwrap().resumes.push(Resume {
+            error,
+            outage: lost.elapsed(),
+            attempts,
+            at: Instant::now(),
+        });
         Ok((ws, hello.counter))
     }
 }
