@@ -3,7 +3,7 @@
 //! Needs Docker and Envoy; with `CI=true` it fails when either is missing, otherwise it skips.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -13,12 +13,14 @@ use pulse_deploy_local::envoy::process;
 use pulse_deploy_tests::faults::{poll, Rig, STEP_TIMEOUT};
 use pulse_deploy_tests::session::{Fate, OnError};
 
-/// Proves that the router's state lives in its files, not in the Envoy process: Envoy SIGKILLed while a
-/// deploy of v2 runs (as the executor starts the instances of v2, right after attaching it) is started
-/// again by the deployer's next router call, with the same routing; every v1 client whose WebSocket
-/// was cut reconnects with its cookies and session id and resumes the SAME session (same id, counter
-/// intact) on the same version and instance — cookie routing is stateless, and the app keeps a
-/// disconnected session for its grace period; and the rollout completes (v2 gets every new session).
+/// Proves that the router's state lives in its files, not in the Envoy process. Envoy is SIGKILLed twice
+/// while a deploy of v2 runs: as the executor starts creating v2's instances (the next observation starts
+/// Envoy again from its files, with the same routing) and as it starts setting the weights (the router
+/// call itself starts Envoy, already with the new weights). Every v1 client whose WebSocket was cut
+/// reconnects with its cookies and session id and resumes the SAME session (same id, counter intact) on
+/// the same version and instance — cookie routing is stateless, and the app keeps a disconnected session
+/// for its grace period — even though v2 has every new session by then. The rollout completes, exactly one
+/// Envoy runs, and its configuration passes `envoy --mode validate`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoy_killed_mid_rollout_comes_back_and_clients_resume_their_sessions() {
     let Some(rig) = Rig::start("envoykill").await else { return };
@@ -34,54 +36,79 @@ async fn scenario(rig: Arc<Rig>) {
         sessions.iter().map(|h| (h.record().n, (h.record().instance, h.record().session))).collect();
     rig.progress(format!("v1 serves {} sessions (clients resume after a cut connection)", sessions.len()));
 
-    // Deploy v2 in the background; kill Envoy as the executor starts creating v2's instances.
-    let (tx, mut started) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let events = Arc::new(move |ev: &RolloutEvent| {
-        if let RolloutEvent::ActionStarted { action } = ev {
-            let _ = tx.send(action.clone());
-        }
-    });
+    // Deploy v2; Envoy is SIGKILLed twice, each time as the executor starts an action (and only once it
+    // is gone does the action run): as it creates v2's instances (Envoy is started again by the next
+    // observation) and as it sets the weights (the router call itself starts Envoy, with the new weights).
+    let kills: Arc<Mutex<Vec<Kill>>> = Arc::default();
+    let events = {
+        let (router, kills) = (rig.router.clone(), kills.clone());
+        Arc::new(move |ev: &RolloutEvent| {
+            let RolloutEvent::ActionStarted { action } = ev else { return };
+            if !(action.starts_with("deploy v2") || action.starts_with("set weights")) {
+                return;
+            }
+            let pid = router.envoy_pid().expect("Envoy runs before the kill");
+            process::signal(pid, Signal::SIGKILL);
+            let at = Instant::now();
+            while process::is_alive(pid) {
+                assert!(at.elapsed() < Duration::from_secs(5), "Envoy {pid} survived SIGKILL");
+                std::thread::yield_now();
+            }
+            kills.lock().unwrap().push(Kill { pid, at, action: action.clone(), back: None });
+        })
+    };
     let executor = rig.executor(events);
     let release = rig.release("v2");
     let deploy = tokio::spawn(async move { executor.deploy(&release, Goal::Shifted).await });
-    let mut before_kill = Vec::new();
-    loop {
-        let action = tokio::time::timeout(STEP_TIMEOUT, started.recv())
-            .await
-            .expect("the deploy of v2 started no action in time")
-            .expect("the deploy ended before creating v2's instances");
-        before_kill.push(action.clone());
-        if action.starts_with("deploy v2") {
-            break;
-        }
-    }
-    let old = rig.router.envoy_pid().expect("Envoy runs before the kill");
-    process::signal(old, Signal::SIGKILL);
-    let killed = Instant::now();
-    assert!(process::wait_gone(old, Duration::from_secs(5)).await, "Envoy {old} survived SIGKILL");
-    rig.progress(format!("SIGKILLed Envoy (pid {old}) after the deploy's actions {before_kill:?}"));
 
-    // The executor's next router call starts Envoy again from its files.
-    let new = poll("Envoy to be back", STEP_TIMEOUT, || async {
-        let pid = rig.router.envoy_pid().filter(|p| *p != old)?;
-        tokio::net::TcpStream::connect(&rig.base).await.ok()?;
-        Some(pid)
-    })
-    .await;
-    let back = killed.elapsed();
-    rig.progress(format!("Envoy is back (pid {new}) {:.0} ms after the kill", back.as_secs_f64() * 1000.0));
+    // Watch Envoy come back after each kill: a new pid serving our bootstrap, and the listener accepting.
+    let monitor = {
+        let (rig, kills) = (rig.clone(), kills.clone());
+        tokio::spawn(async move {
+            loop {
+                let up = match rig.router.envoy_pid() {
+                    Some(pid) => tokio::net::TcpStream::connect(&rig.base).await.is_ok().then_some(pid),
+                    None => None,
+                };
+                if let Some(pid) = up {
+                    for k in kills.lock().unwrap().iter_mut().filter(|k| k.back.is_none() && k.pid != pid) {
+                        k.back = Some(k.at.elapsed());
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await; // sampling period of a measurement
+            }
+        })
+    };
 
     // The rollout completes.
     let outcome = tokio::time::timeout(STEP_TIMEOUT, deploy)
         .await
         .expect("the deploy of v2 did not finish in time")
         .expect("deploy task")
-        .expect("deploying v2 after the Envoy restart");
-    let after: Vec<&String> = outcome.actions.iter().skip(before_kill.len()).collect();
-    rig.progress(format!("the rollout completed; actions after the kill: {after:?}"));
+        .expect("deploying v2 across the Envoy restarts");
+    rig.progress(format!("the rollout completed; its actions: {:?}", outcome.actions));
+    let kills = poll("Envoy to be back after each kill", STEP_TIMEOUT, || async {
+        let k = kills.lock().unwrap().clone();
+        k.iter().all(|k| k.back.is_some()).then_some(k)
+    })
+    .await;
+    monitor.abort();
+    assert_eq!(kills.len(), 2, "Envoy should have been killed twice: {kills:?}");
+    for k in &kills {
+        rig.progress(format!(
+            "Envoy (pid {}) SIGKILLed as the executor started `{}`: back {:.0} ms later",
+            k.pid,
+            k.action,
+            k.back.unwrap_or_default().as_secs_f64() * 1000.0
+        ));
+    }
+    let killed = kills[kills.len() - 1].at;
     let routing = rig.router.routing(&rig.app).await.expect("routing");
     assert_eq!(routing.weights.get(&v2), 100, "v2 must have every new session: {}", routing.weights);
-    assert_eq!(rig.envoy_processes(), vec![new], "exactly the restarted Envoy runs");
+    let envoys = rig.envoy_processes();
+    assert_eq!(envoys, rig.router.envoy_pid().into_iter().collect::<Vec<_>>(), "exactly one Envoy runs");
+    assert!(kills.iter().all(|k| !envoys.contains(&k.pid)), "a killed Envoy runs again?");
+    rig.router.validate_config().await.expect("the configuration Envoy was restarted with validates");
 
     // Every session was cut by the kill, resumed on its version and instance, and answers again.
     let resumed = poll("every session to resume and answer again", STEP_TIMEOUT, || async {
@@ -113,14 +140,29 @@ async fn scenario(rig: Arc<Rig>) {
     }
     rig.progress(format!(
         "all {} sessions resumed on v1 and their instance (same session id, counter intact); the last {:.0} ms \
-         after the kill; longest outage seen by a client {:.0} ms",
+         after the last kill; longest outage seen by a client {:.0} ms",
         sessions.len(),
         last_resumed.duration_since(killed).as_secs_f64() * 1000.0,
         worst.as_secs_f64() * 1000.0
     ));
+    let resumes: usize = sessions.iter().map(|h| h.record().resumes.len()).sum();
+    rig.progress(format!("{resumes} resumes in all over {} sessions", sessions.len()));
     let fresh = rig.open_sessions(100, 2, "v2", OnError::Drop).await;
     for h in sessions.into_iter().chain(fresh) {
         let r = h.close().await;
         assert_eq!(r.fate, Fate::Closed, "session {} did not close cleanly: {r:?}", r.n);
     }
+}
+
+/// One SIGKILL of Envoy.
+#[derive(Debug, Clone)]
+struct Kill {
+    /// The killed process.
+    pid: u32,
+    /// When it was gone.
+    at: Instant,
+    /// The action the executor was starting.
+    action: String,
+    /// From the kill until a new Envoy served the listener.
+    back: Option<Duration>,
 }
