@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,14 +12,19 @@ use pulse_deploy_core::rollout::{discard, Goal};
 use pulse_deploy_core::{Release, TrafficRouter, VersionId};
 use pulse_deploy_tests::faults::deployer::{DeployerProcess, Reached};
 use pulse_deploy_tests::faults::{poll, Rig, STEP_TIMEOUT};
+use pulse_deploy_tests::load::Load;
 use pulse_deploy_tests::session::{Fate, OnError, SessionHandle};
+
+/// The app's reconnect grace: the steady load's page loads open no socket, and their sessions must end
+/// soon so that the old versions can settle.
+const GRACE: Duration = Duration::from_secs(3);
 
 /// Proves rule 5 of the planner on real providers with a real, separate deployer process
 /// (`pulse-deployer`): a rollout whose deployer is SIGKILLed as it starts an action, again and again
 /// (each new run adopting what the killed one left: containers by their Docker labels, Envoy and its
 /// routing from the state directory), converges once a run is left alone — the new version has 100% of
 /// new sessions, older versions drain, every live WebSocket session kept answering on its version and
-/// instance throughout (none dropped), nothing was created twice (exactly 2 containers per version, one
+/// instance throughout (none dropped), no page load of a steady HTTP load failed, nothing was created twice (exactly 2 containers per version, one
 /// Envoy), and a final settle reaps the old versions once their sessions close.
 ///
 /// Two kill schedules, one per rollout: v1 → v2 kills run k at its k-th action (k = 1, 2, 3, …: each run
@@ -35,13 +41,14 @@ async fn scenario(rig: Arc<Rig>) {
     let [v1, v2, v3] = ["v1", "v2", "v3"].map(|v| VersionId::new(v).unwrap());
 
     // v1 with 2 instances, deployed in this process, and live sessions through Envoy.
-    rig.executor(discard()).deploy(&rig.release("v1"), Goal::Shifted).await.expect("deploying v1");
+    rig.executor(discard()).deploy(&rig.release("v1", GRACE), Goal::Shifted).await.expect("deploying v1");
     let mut sessions = rig.open_sessions(0, 8, "v1", OnError::Drop).await;
     let mut pins = pins_of(&sessions);
-    rig.progress(format!("v1 serves {} sessions", sessions.len()));
+    let load = Load::start(rig.http.clone(), rig.base.clone(), 2, Duration::from_millis(100));
+    rig.progress(format!("v1 serves {} sessions and a steady load of page loads", sessions.len()));
 
     // v1 → v2: run k is killed as it starts its k-th action.
-    let kills_v2 = rollout_with_kills(&rig, &rig.release("v2"), &sessions, &pins, |run| run).await;
+    let kills_v2 = rollout_with_kills(&rig, &rig.release("v2", GRACE), &sessions, &pins, |run| run).await;
     expect_shifted(&rig, &v2, &[&v1]).await;
     assert_all_answer(&sessions, &pins).await;
     sessions.extend(rig.open_sessions(100, 6, "v2", OnError::Drop).await);
@@ -50,8 +57,14 @@ async fn scenario(rig: Arc<Rig>) {
     // v2 → v3 while v1 still drains: the first run is killed at its first action, every later run as it
     // starts its second (after completing exactly one).
     let kills_v3 =
-        rollout_with_kills(&rig, &rig.release("v3"), &sessions, &pins, |run| if run == 1 { 1 } else { 2 })
-            .await;
+        rollout_with_kills(
+            &rig,
+            &rig.release("v3", GRACE),
+            &sessions,
+            &pins,
+            |run| if run == 1 { 1 } else { 2 },
+        )
+        .await;
     expect_shifted(&rig, &v3, &[&v1, &v2]).await;
     assert_all_answer(&sessions, &pins).await;
     let fresh = rig.open_sessions(200, 2, "v3", OnError::Drop).await;
@@ -61,6 +74,12 @@ async fn scenario(rig: Arc<Rig>) {
         kills_v2,
         kills_v3
     ));
+
+    let stats = load.stop().await;
+    let (ok, failed) = (stats.ok.load(Ordering::SeqCst), stats.failed.load(Ordering::SeqCst));
+    rig.progress(format!("steady load during the kills: {ok} page loads ok, {failed} failed"));
+    assert_eq!(failed, 0, "page loads failed: {:?}", stats.failures.lock().unwrap());
+    assert!(ok > 0, "the load made no request");
 
     // Settle: every session closes; a reconcile in this process reaps v1 and v2.
     for h in sessions.into_iter().chain(fresh) {

@@ -13,6 +13,9 @@ use pulse_deploy_local::envoy::process;
 use pulse_deploy_tests::faults::{poll, Rig, STEP_TIMEOUT};
 use pulse_deploy_tests::session::{Fate, OnError};
 
+/// The app keeps a disconnected session this long: far longer than Envoy takes to come back.
+const GRACE: Duration = Duration::from_secs(120);
+
 /// Proves that the router's state lives in its files, not in the Envoy process. Envoy is SIGKILLed twice
 /// while a deploy of v2 runs: as the executor starts creating v2's instances (the next observation starts
 /// Envoy again from its files, with the same routing) and as it starts setting the weights (the router
@@ -29,7 +32,7 @@ async fn envoy_killed_mid_rollout_comes_back_and_clients_resume_their_sessions()
 
 async fn scenario(rig: Arc<Rig>) {
     let v2 = VersionId::new("v2").unwrap();
-    rig.executor(discard()).deploy(&rig.release("v1"), Goal::Shifted).await.expect("deploying v1");
+    rig.executor(discard()).deploy(&rig.release("v1", GRACE), Goal::Shifted).await.expect("deploying v1");
     let resume = OnError::Resume { within: Duration::from_secs(45) };
     let sessions = rig.open_sessions(0, 10, "v1", resume).await;
     let pins: BTreeMap<usize, (String, String)> =
@@ -58,16 +61,21 @@ async fn scenario(rig: Arc<Rig>) {
         })
     };
     let executor = rig.executor(events);
-    let release = rig.release("v2");
+    let release = rig.release("v2", GRACE);
     let deploy = tokio::spawn(async move { executor.deploy(&release, Goal::Shifted).await });
 
-    // Watch Envoy come back after each kill: a new pid serving our bootstrap, and the listener accepting.
+    // Watch Envoy come back after each kill: a new pid serving our bootstrap, routing requests to the app.
     let monitor = {
         let (rig, kills) = (rig.clone(), kills.clone());
         tokio::spawn(async move {
             loop {
                 let up = match rig.router.envoy_pid() {
-                    Some(pid) => tokio::net::TcpStream::connect(&rig.base).await.is_ok().then_some(pid),
+                    Some(pid) => {
+                        let url = format!("http://{}/health", rig.base);
+                        let answer =
+                            tokio::time::timeout(Duration::from_secs(2), rig.http.get(&url, &[])).await;
+                        matches!(answer, Ok(Ok(a)) if a.status == http::StatusCode::OK).then_some(pid)
+                    }
                     None => None,
                 };
                 if let Some(pid) = up {
@@ -163,6 +171,6 @@ struct Kill {
     at: Instant,
     /// The action the executor was starting.
     action: String,
-    /// From the kill until a new Envoy served the listener.
+    /// From the kill until a new Envoy answered a request with the app's answer.
     back: Option<Duration>,
 }

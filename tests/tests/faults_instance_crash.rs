@@ -14,6 +14,9 @@ use pulse_deploy_tests::controller::Controller;
 use pulse_deploy_tests::faults::{poll, Rig, STEP_TIMEOUT};
 use pulse_deploy_tests::session::{Fate, OnError, SessionHandle};
 
+/// The app's reconnect grace (no client reconnects in this test).
+const GRACE: Duration = Duration::from_secs(3);
+
 /// Proves how a crash of a draining version's instance is handled, under the long-running controller:
 /// the sessions of the crashed instance are lost (expected, counted apart: the process that held their
 /// state is gone), every session of v1's other instance keeps answering on it, the crashed instance is
@@ -27,7 +30,7 @@ async fn crash_of_a_draining_instance_loses_only_its_sessions_and_v1_is_still_re
 
 async fn scenario(rig: Arc<Rig>) {
     let (v1, v2) = (VersionId::new("v1").unwrap(), VersionId::new("v2").unwrap());
-    rig.executor(discard()).deploy(&rig.release("v1"), Goal::Shifted).await.expect("deploying v1");
+    rig.executor(discard()).deploy(&rig.release("v1", GRACE), Goal::Shifted).await.expect("deploying v1");
     // Sessions on both instances of v1 (Envoy balances new sessions; open more until both hold some).
     let mut sessions = rig.open_sessions(0, 10, "v1", OnError::Drop).await;
     while instances_of(&sessions).len() < 2 {
@@ -38,7 +41,7 @@ async fn scenario(rig: Arc<Rig>) {
 
     // The controller deploys v2; v1 drains.
     let controller = Controller::start(rig.executor(discard()), rig.app.clone(), Duration::from_millis(250));
-    controller.deploy(rig.release("v2"));
+    controller.deploy(rig.release("v2", GRACE));
     controller
         .wait_for("v2 to have every new session and v1 to drain", STEP_TIMEOUT, |p| {
             p.target.as_ref() == Some(&v2) && p.shifted && p.phases.get(&v1) == Some(&VersionPhase::Draining)

@@ -159,14 +159,15 @@ impl Rig {
     }
 
     /// The release of `version` every fault test deploys: the demo app, 2 replicas, a drain deadline far
-    /// beyond the test, and a session reconnect grace long enough to outlive a router restart.
-    pub fn release(&self, version: &str) -> Release {
+    /// beyond the test, and the app's reconnect grace `session_grace` (how long a session whose socket
+    /// went away is kept; a page load that never opens its socket holds the version that long, too).
+    pub fn release(&self, version: &str, session_grace: Duration) -> Release {
         Release::builder(self.app.as_str(), version, DEMO_IMAGE)
             .replicas(2)
             .port(8000)
             .drain_deadline(Duration::from_secs(600))
             .stop_grace(Duration::from_secs(5))
-            .env("PULSE_SESSION_GRACE_SECS", "120")
+            .env("PULSE_SESSION_GRACE_SECS", session_grace.as_secs().to_string())
             .build()
             .expect("release")
     }
