@@ -5,10 +5,11 @@
 //! from scratch sees the same state. This module does no I/O; it only encodes and decodes.
 //!
 //! Labels are fixed at creation. The one mutable, durable, atomic field Docker offers on a container is
-//! its *name*, so the retiring mark lives there: `retire` renames `pulse-shop-v1-k3x9q2` to
-//! `pulse-shop-v1-k3x9q2.retiring-1764361234567` (the suffix is the Unix time in milliseconds at which
-//! SIGTERM was sent). The instance id itself never changes: it is kept in [`INSTANCE`] and in the
-//! instance's `PULSE_INSTANCE_ID`.
+//! its *name*, so the retiring mark lives there, in two steps ([`RetireMark`]): `retire` renames
+//! `pulse-shop-v1-k3x9q2` to `pulse-shop-v1-k3x9q2.retiring-<ms>` (retiring; SIGTERM maybe not sent yet),
+//! sends SIGTERM, then renames it to `pulse-shop-v1-k3x9q2.sigterm-<ms>` (SIGTERM sent at that Unix time in
+//! milliseconds: the grace period counts from there). The instance id itself never changes: it is kept in
+//! [`INSTANCE`] and in the instance's `PULSE_INSTANCE_ID`.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -31,8 +32,20 @@ pub const RELEASE: &str = "dev.pulse-deploy.release";
 /// version's creation time survives the replacement of every one of its containers.
 pub const CREATED_AT: &str = "dev.pulse-deploy.created-at";
 
-/// The separator between an instance id and the retiring mark in a container name.
-const RETIRING_MARK: &str = ".retiring-";
+/// The separator of the first step of the retiring mark (retiring, SIGTERM maybe not sent).
+const MARKED: &str = ".retiring-";
+/// The separator of the second step of the retiring mark (SIGTERM sent).
+const SIGNALLED: &str = ".sigterm-";
+
+/// The retiring mark a container's name carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetireMark {
+    /// Marked retiring at this time; SIGTERM may or may not have been sent (the deployer may have died
+    /// between the two calls).
+    Marked(SystemTime),
+    /// SIGTERM was sent at this time.
+    Signalled(SystemTime),
+}
 
 /// Length of the random suffix of an instance id.
 const SUFFIX_LEN: usize = 6;
@@ -112,17 +125,24 @@ pub fn unix_millis(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// The container name that marks `instance` as retiring, SIGTERM sent at `term_sent`.
-pub fn retiring_name(instance: &InstanceId, term_sent: SystemTime) -> String {
-    format!("{instance}{RETIRING_MARK}{}", unix_millis(term_sent))
+/// The container name of `instance` with `mark`.
+pub fn marked_name(instance: &InstanceId, mark: RetireMark) -> String {
+    match mark {
+        RetireMark::Marked(at) => format!("{instance}{MARKED}{}", unix_millis(at)),
+        RetireMark::Signalled(at) => format!("{instance}{SIGNALLED}{}", unix_millis(at)),
+    }
 }
 
-/// When the container name carries the retiring mark, the time SIGTERM was sent; else `None`.
-/// Accepts names as the Engine API lists them (with a leading `/`).
-pub fn retiring_since(container_name: &str) -> Option<SystemTime> {
+/// The retiring mark a container name carries, if any. Accepts names as the Engine API lists them (with
+/// a leading `/`).
+pub fn retire_mark(container_name: &str) -> Option<RetireMark> {
     let name = container_name.trim_start_matches('/');
-    let (_, ms) = name.rsplit_once(RETIRING_MARK)?;
-    Some(UNIX_EPOCH + Duration::from_millis(ms.parse().ok()?))
+    let parse = |ms: &str| ms.parse().ok().map(|ms| UNIX_EPOCH + Duration::from_millis(ms));
+    if let Some((_, ms)) = name.rsplit_once(SIGNALLED) {
+        return parse(ms).map(RetireMark::Signalled);
+    }
+    let (_, ms) = name.rsplit_once(MARKED)?;
+    parse(ms).map(RetireMark::Marked)
 }
 
 /// Label filters (Engine API `filters` syntax) selecting the managed containers of `app`, and of one of
@@ -189,14 +209,17 @@ mod tests {
     }
 
     #[test]
-    fn retiring_mark_round_trips() {
+    fn retiring_marks_round_trip() {
         let id = InstanceId("pulse-shop-v1-abc123".into());
         let at = UNIX_EPOCH + Duration::from_millis(1_764_361_234_567);
-        let name = retiring_name(&id, at);
-        assert_eq!(name, "pulse-shop-v1-abc123.retiring-1764361234567");
-        assert_eq!(retiring_since(&format!("/{name}")), Some(at));
-        assert_eq!(retiring_since("/pulse-shop-v1-abc123"), None);
-        assert_eq!(retiring_since("/pulse-shop-v1-abc123.retiring-x"), None);
+        let marked = marked_name(&id, RetireMark::Marked(at));
+        assert_eq!(marked, "pulse-shop-v1-abc123.retiring-1764361234567");
+        assert_eq!(retire_mark(&format!("/{marked}")), Some(RetireMark::Marked(at)));
+        let signalled = marked_name(&id, RetireMark::Signalled(at));
+        assert_eq!(signalled, "pulse-shop-v1-abc123.sigterm-1764361234567");
+        assert_eq!(retire_mark(&signalled), Some(RetireMark::Signalled(at)));
+        assert_eq!(retire_mark("/pulse-shop-v1-abc123"), None);
+        assert_eq!(retire_mark("/pulse-shop-v1-abc123.retiring-x"), None);
     }
 
     #[test]

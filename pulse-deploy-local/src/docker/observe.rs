@@ -12,7 +12,7 @@ use pulse_deploy_core::{
     Endpoint, Instance, InstanceId, InstanceState, Release, Result, VersionId, VersionState,
 };
 
-use super::labels;
+use super::labels::{self, RetireMark};
 
 /// The host address instance ports are published on. Never 0.0.0.0: instances are reached from this
 /// machine only.
@@ -29,10 +29,12 @@ pub struct ManagedContainer {
     pub release: Release,
     /// When its version was created.
     pub version_created_at: SystemTime,
+    /// When this container was created (whole seconds, as the Engine lists it).
+    pub created: SystemTime,
     /// Docker's state of the container.
     pub state: ContainerSummaryStateEnum,
-    /// When the retiring mark says SIGTERM was sent (None: not retiring).
-    pub retiring_since: Option<SystemTime>,
+    /// The retiring mark its name carries (None: not retiring).
+    pub retire_mark: Option<RetireMark>,
     /// Where it is reached, once its port is published.
     pub endpoint: Option<Endpoint>,
 }
@@ -64,8 +66,9 @@ impl ManagedContainer {
             instance,
             release,
             version_created_at,
+            created,
             state: c.state.unwrap_or(ContainerSummaryStateEnum::EMPTY),
-            retiring_since: name.as_deref().and_then(labels::retiring_since),
+            retire_mark: name.as_deref().and_then(labels::retire_mark),
             endpoint,
         })
     }
@@ -94,7 +97,7 @@ impl ManagedContainer {
 
     /// The instance as the core reports it.
     pub fn to_instance(&self) -> Instance {
-        let state = match (self.state, self.retiring_since.is_some()) {
+        let state = match (self.state, self.retire_mark.is_some()) {
             (
                 ContainerSummaryStateEnum::EXITED
                 | ContainerSummaryStateEnum::DEAD
@@ -142,7 +145,7 @@ pub fn group_versions(containers: &[ManagedContainer]) -> Vec<VersionState> {
             VersionState {
                 release: oldest.release.clone(),
                 created_at: oldest.version_created_at,
-                retiring: cs.iter().any(|c| c.retiring_since.is_some()),
+                retiring: cs.iter().any(|c| c.retire_mark.is_some()),
                 instances,
             }
         })
@@ -163,7 +166,7 @@ mod tests {
         state: ContainerSummaryStateEnum,
         created_ms: u64,
     ) -> ContainerSummary {
-        let id = InstanceId(name.split(".retiring-").next().unwrap().to_owned());
+        let id = InstanceId(name.split('.').next().unwrap().to_owned());
         let labels =
             labels::instance_labels(release, &id, UNIX_EPOCH + Duration::from_millis(created_ms)).unwrap();
         ContainerSummary {
@@ -193,7 +196,7 @@ mod tests {
             summary(&v2, "pulse-shop-v2-aaaaaa", ContainerSummaryStateEnum::RUNNING, 2_000_500),
             summary(
                 &v1,
-                "pulse-shop-v1-bbbbbb.retiring-3000000",
+                "pulse-shop-v1-bbbbbb.sigterm-3000000",
                 ContainerSummaryStateEnum::RUNNING,
                 2_000_100,
             ),

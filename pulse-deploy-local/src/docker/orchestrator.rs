@@ -5,6 +5,7 @@
 //! carries the durable retiring mark, and nothing is kept in the deployer's memory, so a restarted
 //! deployer sees everything it started. Containers without the managed label are never touched.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -14,9 +15,9 @@ use bollard::models::{
     RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
-    RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder, StartContainerOptions,
-    WaitContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, EventsOptionsBuilder, KillContainerOptionsBuilder,
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder,
+    StartContainerOptions, WaitContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures::StreamExt;
@@ -27,7 +28,7 @@ use pulse_deploy_core::{
 use tracing::{debug, info, warn};
 
 use super::connect::{api_error, connect_docker, is_not_found, status_of};
-use super::labels;
+use super::labels::{self, RetireMark};
 use super::observe::{self, ManagedContainer, PUBLISH_HOST};
 use super::secret::{SecretFiles, CONTAINER_PATH, FILE_ENV};
 
@@ -231,6 +232,9 @@ impl DockerOrchestrator {
                     read_only: Some(true),
                     ..Default::default()
                 }]),
+                // docker-init as PID 1: forwards SIGTERM to the app (a PID 1 without a handler installed
+                // yet would ignore it) and reaps zombies.
+                init: Some(true),
                 restart_policy: Some(RestartPolicy {
                     name: Some(RestartPolicyNameEnum::NO),
                     maximum_retry_count: None,
@@ -311,34 +315,95 @@ impl DockerOrchestrator {
         }
     }
 
-    /// Marks a container retiring (durably, by renaming it) and sends SIGTERM once.
-    async fn mark_retiring(&self, c: &mut ManagedContainer) -> Result<()> {
-        let now = SystemTime::now();
-        let name = labels::retiring_name(&c.instance, now);
+    /// Renames a container to carry `mark`. False when the container is gone.
+    async fn rename(&self, c: &mut ManagedContainer, mark: RetireMark) -> Result<bool> {
+        let name = labels::marked_name(&c.instance, mark);
         let opts = RenameContainerOptionsBuilder::new().name(&name).build();
         match self.docker.rename_container(&c.docker_id, opts).await {
-            Ok(()) => {}
+            Ok(()) => {
+                c.retire_mark = Some(mark);
+                Ok(true)
+            }
             Err(e) if is_not_found(&e) => {
                 c.state = ContainerSummaryStateEnum::REMOVING;
-                return Ok(());
+                Ok(false)
             }
-            Err(e) => return Err(api_error(format!("marking container {} as retiring", c.instance), e)),
+            // An interrupted call's rename to the same mark landed after this call listed the container.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 400, message })
+                if message.contains("same name") =>
+            {
+                c.retire_mark = Some(mark);
+                Ok(true)
+            }
+            Err(e) => Err(api_error(format!("marking container {} as retiring", c.instance), e)),
         }
-        c.retiring_since = Some(now);
-        if c.has_process() {
-            self.signal(c, "SIGTERM").await?;
-        }
-        Ok(())
     }
 
-    /// Moves one marked container towards removal: waits a bounded time for its exit, sends SIGKILL once
-    /// its grace period is over, removes it once it has no process.
+    /// Whether the daemon's event log shows a SIGTERM sent to the container since `since` — used only
+    /// when an earlier `retire` was interrupted between marking a container and recording its SIGTERM.
+    /// The daemon keeps a bounded number of recent events; if the kill is no longer there this says no,
+    /// and the caller sends SIGTERM again (a second SIGTERM, never a missing one).
+    async fn sigterm_logged_since(&self, c: &ManagedContainer, since: SystemTime) -> bool {
+        let ts = |t: SystemTime| {
+            let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+        };
+        let filters = HashMap::from([
+            ("type", vec!["container".to_owned()]),
+            ("container", vec![c.docker_id.clone()]),
+            ("event", vec!["kill".to_owned()]),
+        ]);
+        let opts = EventsOptionsBuilder::new()
+            .since(&ts(since - Duration::from_secs(1)))
+            .until(&ts(SystemTime::now()))
+            .filters(&filters)
+            .build();
+        let mut events = self.docker.events(Some(opts));
+        loop {
+            match tokio::time::timeout(self.retire_wait, events.next()).await {
+                Ok(Some(Ok(e))) => {
+                    let signal = e.actor.and_then(|a| a.attributes).and_then(|mut a| a.remove("signal"));
+                    if matches!(signal.as_deref(), Some("15" | "SIGTERM" | "TERM")) {
+                        return true;
+                    }
+                }
+                Ok(Some(Err(e))) => {
+                    warn!(instance = %c.instance, error = %e, "reading the daemon's event log failed");
+                    return false;
+                }
+                Ok(None) | Err(_) => return false,
+            }
+        }
+    }
+
+    /// Sends SIGTERM to a marked container exactly once and records it in the name (second step of the
+    /// mark). A container found marked by an interrupted earlier call is signalled only if the daemon's
+    /// event log does not show that SIGTERM.
+    async fn signal_once(&self, c: &mut ManagedContainer, just_marked: bool) -> Result<()> {
+        let Some(RetireMark::Marked(marked_at)) = c.retire_mark else { return Ok(()) };
+        let mut sent_at = SystemTime::now();
+        if c.has_process() {
+            if !just_marked && self.sigterm_logged_since(c, marked_at).await {
+                debug!(instance = %c.instance, "SIGTERM already sent by an interrupted call");
+                sent_at = marked_at;
+            } else {
+                self.signal(c, "SIGTERM").await?;
+            }
+        }
+        self.rename(c, RetireMark::Signalled(sent_at)).await.map(|_| ())
+    }
+
+    /// Moves one signalled container towards removal: waits a bounded time for its exit, sends SIGKILL
+    /// once its grace period is over, removes it once it has no process.
     async fn finish_retiring(&self, c: &ManagedContainer) -> Result<()> {
         if c.state == ContainerSummaryStateEnum::REMOVING {
             return Ok(());
         }
         if c.has_process() {
-            let term_sent = c.retiring_since.unwrap_or_else(SystemTime::now);
+            let term_sent = match c.retire_mark {
+                Some(RetireMark::Signalled(at)) => at,
+                _ => return Ok(()),
+            };
             let deadline = term_sent + c.release.stop_grace;
             let remaining = deadline.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
             let mut exited = !remaining.is_zero() && self.wait_exit(c, remaining.min(self.retire_wait)).await;
@@ -383,15 +448,19 @@ impl Orchestrator for DockerOrchestrator {
                 ),
             });
         }
-        if existing.iter().any(|c| c.retiring_since.is_some()) {
+        if existing.iter().any(|c| c.retire_mark.is_some()) {
             debug!(%app, %version, "version is retiring: nothing is created or replaced");
             return Ok(());
         }
-        let live: Vec<&ManagedContainer> = existing.iter().filter(|c| c.is_live()).collect();
+        let mut live: Vec<&ManagedContainer> = existing.iter().filter(|c| c.is_live()).collect();
         let dead: Vec<&ManagedContainer> = existing
             .iter()
             .filter(|c| !c.is_live() && c.state != ContainerSummaryStateEnum::REMOVING)
             .collect();
+        // More live instances than replicas happens only when an interrupted call's create landed after
+        // a later call had listed the containers. Keep the running, oldest ones; stop the rest.
+        live.sort_by_key(|c| (c.state == ContainerSummaryStateEnum::CREATED, c.created, c.docker_id.clone()));
+        let surplus = live.split_off(live.len().min(release.replicas as usize));
         let missing = (release.replicas as usize).saturating_sub(live.len());
         if missing > 0 || live.iter().any(|c| c.state == ContainerSummaryStateEnum::CREATED) {
             self.check_image(release).await?;
@@ -406,6 +475,16 @@ impl Orchestrator for DockerOrchestrator {
             all(not_started, |c| self.start(&c.docker_id, &c.instance)).await?;
             all(0..missing, |_| self.create_instance(release, &secret_file, created_at)).await?;
         }
+        all(surplus, |c| async move {
+            info!(instance = %c.instance, "stopping a surplus instance");
+            if c.has_process() {
+                // It exits on SIGTERM; a later deploy removes it as an exited container.
+                self.signal(c, "SIGTERM").await
+            } else {
+                self.remove(c).await
+            }
+        })
+        .await?;
         // Crashed instances are removed only once their replacements exist, so the version never has
         // zero containers (its creation time and release stay recorded).
         all(dead, |c| async move {
@@ -425,11 +504,21 @@ impl Orchestrator for DockerOrchestrator {
             return Ok(());
         }
         info!(%app, %version, instances = containers.len(), "retiring version");
-        // Every container is marked before any is removed: after a crash at any point, whatever remains
-        // still says the version is retiring.
-        for c in containers.iter_mut().filter(|c| c.retiring_since.is_none()) {
-            self.mark_retiring(c).await?;
+        // Step 1: every container is marked before anything else happens, so that after a crash at any
+        // point whatever remains still says the version is retiring.
+        let mut just_marked = vec![false; containers.len()];
+        let now = SystemTime::now();
+        for (c, just) in containers.iter_mut().zip(just_marked.iter_mut()) {
+            if c.retire_mark.is_none() {
+                *just = self.rename(c, RetireMark::Marked(now)).await?;
+            }
         }
-        all(&containers, |c| self.finish_retiring(c)).await
+        // Step 2: SIGTERM once each, then wait, SIGKILL after the grace period, remove.
+        all(containers.iter_mut().zip(just_marked), |(c, just)| async move {
+            self.signal_once(c, just).await?;
+            self.finish_retiring(c).await
+        })
+        .await?;
+        Ok(())
     }
 }
