@@ -125,7 +125,16 @@ impl Sim {
         if s.stepped {
             policy = policy.stepped(vec![25, 100], Duration::from_secs(60));
         }
-        let executor = Executor::builder(orchestrator, router, drain).policy(policy).clock(clock).build();
+        let mut executor = Executor::builder(orchestrator, router, drain).policy(policy).clock(clock.clone());
+        if std::env::var_os("PULSE_SIM_TRACE").is_some() {
+            // Debugging a failing scenario: every event, stamped with the virtual time.
+            let clock = clock.clone();
+            executor = executor.events(Arc::new(move |e: &RolloutEvent| {
+                use pulse_deploy_core::clock::Clock;
+                eprintln!("{} {e:?}", humantime::format_rfc3339_seconds(clock.now()));
+            }));
+        }
+        let executor = executor.build();
         let rng = s.seed | 1;
         Sim {
             s,
@@ -365,7 +374,19 @@ fn simulation_random_rollouts_never_drop_a_session() {
     let cases: u32 = std::env::var("PULSE_SIM_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
     let totals = Arc::new(Mutex::new(Totals::default()));
     let runs = Arc::new(AtomicUsize::new(0));
-    let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+    // A fixed seed keeps CI repeatable; `PULSE_SIM_SEED=<u64>` explores other scenarios (`random`: a new
+    // seed each run, printed so that a failure can be replayed).
+    let seed: u64 = match std::env::var("PULSE_SIM_SEED").ok().as_deref() {
+        Some("random") => rand_seed(),
+        Some(v) => v.parse().expect("PULSE_SIM_SEED is a u64 or `random`"),
+        None => 0x5eed_0f_0015e,
+    };
+    let mut seed_bytes = [0u8; 32];
+    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let rng =
+        proptest::test_runner::TestRng::from_seed(proptest::test_runner::RngAlgorithm::ChaCha, &seed_bytes);
+    let mut runner =
+        TestRunner::new_with_rng(Config { cases, failure_persistence: None, ..Config::default() }, rng);
     let started = std::time::Instant::now();
     let (t, r) = (totals.clone(), runs.clone());
     let result = runner.run(&scenario(), move |s| {
@@ -390,7 +411,7 @@ fn simulation_random_rollouts_never_drop_a_session() {
     });
     let t = *totals.lock().unwrap();
     println!(
-        "simulation: {} scenarios passed ({} runs incl. shrinking) in {:.1} s: {} deploys, {} rolled back, {} deployer crashes, \
+        "simulation (seed {seed}): {} scenarios passed ({} runs incl. shrinking) in {:.1} s: {} deploys, {} rolled back, {} deployer crashes, \
          {} sessions, 0 dropped, {} moved at a deadline, up to {} versions live at once",
         t.scenarios,
         runs.load(Ordering::SeqCst),
@@ -406,5 +427,37 @@ fn simulation_random_rollouts_never_drop_a_session() {
         panic!("{e}");
     }
     assert!(t.scenarios >= u64::from(cases), "ran {} of {cases} scenarios", t.scenarios);
-    let _ = SystemTime::now();
+}
+
+fn rand_seed() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
+}
+
+/// Scenarios that once failed, kept as regression tests (found by the random search above).
+#[test]
+fn simulation_regressions() {
+    let cases = vec![
+        // The new version's only instance crashed right after the shift, while the old one drained.
+        Scenario {
+            seed: 2198169399694973209,
+            replicas: 1,
+            fault_rate: 0.07687047503177633,
+            stepped: false,
+            drain_deadline: 300,
+            ops: vec![
+                Op::Deploy { broken: false, crash_after: None },
+                Op::Open { n: 1, stale: false },
+                Op::Deploy { broken: false, crash_after: None },
+                Op::Crash { pick: 73 },
+                Op::Wait { secs: 1 },
+            ],
+        },
+    ];
+    for s in cases {
+        let rt =
+            tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+        if let Err(e) = rt.block_on(Sim::new(s.clone()).run()) {
+            panic!("{e}\n{s:#?}");
+        }
+    }
 }

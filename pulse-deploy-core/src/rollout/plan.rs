@@ -319,7 +319,7 @@ pub fn plan(desired: &Desired, observed: &Observed, memory: &PlanMemory, policy:
     out
 }
 
-/// Without an explicit target: the version with the most weight, else the newest healthy one.
+/// Without an explicit target: the version with the most weight, else the newest one never signalled.
 fn infer_target(observed: &Observed, memory: &PlanMemory) -> Option<Release> {
     let usable = |v: &&ObservedVersion| !v.state.retiring && !memory.failed.contains(v.id()) && !signalled(v);
     if let Some(primary) = observed.routing.weights.primary() {
@@ -327,12 +327,16 @@ fn infer_target(observed: &Observed, memory: &PlanMemory) -> Option<Release> {
             return Some(v.state.release.clone());
         }
     }
-    observed
-        .versions
-        .iter()
-        .filter(usable)
-        .rfind(|v| observed.healthy_instances(v) > 0)
-        .map(|v| v.state.release.clone())
+    // The primary is draining or gone: the newest version that was never signalled, healthy or not (a
+    // version whose instances crashed is being replaced, and must not be drained for it).
+    observed.versions.iter().rfind(usable).map(|v| v.state.release.clone())
+}
+
+/// Positive evidence that a version serves new sessions: an instance answered `serving`, none answered a
+/// draining state. A version whose instances cannot be asked is NOT serving as far as the planner knows —
+/// a draining version must never win traffic back because its status call failed once.
+fn serving(v: &ObservedVersion) -> bool {
+    v.live().any(|i| v.status(&i.id).is_some_and(|s| s.state == ServingState::Serving)) && !signalled(v)
 }
 
 /// True once any live instance of the version has received the drain signal.
@@ -429,7 +433,7 @@ fn plan_weights(
         .iter()
         .filter(|v| Some(v.id()) != target && !v.state.retiring && !memory.failed.contains(v.id()))
         .filter(|v| matches!(phases.get(v.id()), Some(VersionPhase::Ready | VersionPhase::Starting)))
-        .filter(|v| healthy(v.id()))
+        .filter(|v| healthy(v.id()) && serving(v))
         .max_by_key(|v| (current.get(v.id()), v.state.created_at))
         .map(|v| v.id().clone());
 

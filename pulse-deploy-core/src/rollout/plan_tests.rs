@@ -416,3 +416,27 @@ fn routes_of_vanished_versions_are_detached() {
     assert_eq!(kinds(&p), ["detach v1"]);
     let _ = BTreeMap::<u8, u8>::new();
 }
+
+#[test]
+fn a_draining_version_never_wins_traffic_back_when_its_status_call_fails() {
+    // v2 has everything, its only instance just crashed; v1 drains, but its status call failed this pass.
+    let mut w = World::new()
+        .version("v1", 1, 0)
+        .attached("v1", Health::Healthy)
+        .version("v2", 0, 30)
+        .weights(&[("v2", 100)])
+        .draining("v1", 1, 3600);
+    let v1 = w.versions.iter_mut().find(|v| v.id().as_str() == "v1").unwrap();
+    for r in v1.reports.values_mut() {
+        *r = InstanceReport::Unreachable("status timed out".into());
+    }
+    w.routing.versions.insert(
+        vid("v2"),
+        RoutedVersion { route: VersionRoute::for_release(&release("v2"), vec![]), targets: vec![] },
+    );
+    let reconcile = Desired { app: AppName::new("shop").unwrap(), target: None };
+    let p = run(&reconcile, &w);
+    assert_eq!(p.target, Some(vid("v2")), "the crashed newest version stays the target");
+    assert!(!p.actions.iter().any(|a| matches!(a, Action::SetWeights(_))), "{:?}", p.actions);
+    assert!(p.actions.contains(&Action::Deploy(release("v2"))), "its instance is replaced: {:?}", p.actions);
+}
