@@ -379,7 +379,7 @@ fn simulation_random_rollouts_never_drop_a_session() {
     let seed: u64 = match std::env::var("PULSE_SIM_SEED").ok().as_deref() {
         Some("random") => rand_seed(),
         Some(v) => v.parse().expect("PULSE_SIM_SEED is a u64 or `random`"),
-        None => 0x5eed_0f_0015e,
+        None => 0x05ee_d0f0_015e,
     };
     let mut seed_bytes = [0u8; 32];
     seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
