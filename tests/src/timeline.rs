@@ -106,10 +106,9 @@ pub fn svg(samples: &[Sample], marks: &[Mark]) -> String {
         );
         let _ = writeln!(
             out,
-            r##"<text x="{:.1}" y="{:.1}" fill="#333">{} · {}</text>"##,
+            r##"<text x="{:.1}" y="{:.1}" fill="#333">{}</text>"##,
             left + 300.0 * (i % 3) as f64,
             525.0 + 16.0 * (i / 3) as f64,
-            i + 1,
             escape(&m.label)
         );
     }

@@ -331,9 +331,9 @@ impl Executor {
                 Action::Attach(route) => self.retrying(&text, || self.router.attach(route)).await?,
                 Action::Deploy(release) => self.retrying(&text, || self.orchestrator.deploy(release)).await?,
                 Action::SetWeights(weights) => {
-                    let target_before = memory_target_weight(observed, weights);
+                    let shifts = gains_weight(observed, weights);
                     self.retrying(&text, || self.router.set_weights(app, weights)).await?;
-                    if target_before {
+                    if shifts {
                         memory.last_shift_at = Some(self.clock.now());
                     }
                     self.emit(RolloutEvent::WeightsChanged { weights: weights.clone() });
@@ -416,8 +416,8 @@ impl Executor {
     }
 }
 
-/// Whether a weight change moves the target (the version gaining weight): bake time restarts.
-fn memory_target_weight(observed: &Observed, weights: &crate::Weights) -> bool {
+/// Whether a weight change gives some version more weight than it had (a shift step): bake time restarts.
+fn gains_weight(observed: &Observed, weights: &crate::Weights) -> bool {
     weights.iter().any(|(v, w)| w > observed.weight(v))
 }
 
