@@ -215,6 +215,7 @@ impl Executor {
             outcome.passes += 1;
             let observed = self.observe(&desired.app).await?;
             memory.last_shift_at.get_or_insert(observed.at);
+            Self::remember_statuses(&observed, &mut memory);
             let plan = plan(&desired, &observed, &memory, &self.policy);
             outcome.target = plan.target.clone();
 
@@ -270,12 +271,28 @@ impl Executor {
         }
         let observed = self.observe(&desired.app).await?;
         memory.last_shift_at.get_or_insert(observed.at);
+        Self::remember_statuses(&observed, memory);
         let plan = plan(desired, &observed, memory, &self.policy);
         self.note_failure(&plan, memory)?;
         for action in &plan.actions {
             self.apply(&desired.app, action, &observed, memory).await?;
         }
         Ok(plan)
+    }
+
+    /// Remembers the last status every instance answered (see [`PlanMemory::last_status`]), forgetting
+    /// instances that are gone.
+    fn remember_statuses(observed: &Observed, memory: &mut PlanMemory) {
+        let live: std::collections::BTreeSet<_> =
+            observed.versions.iter().flat_map(|v| v.live().map(|i| i.id.clone())).collect();
+        memory.last_status.retain(|id, _| live.contains(id));
+        for v in &observed.versions {
+            for (id, report) in &v.reports {
+                if let InstanceReport::Status(s) = report {
+                    memory.last_status.insert(id.clone(), s.clone());
+                }
+            }
+        }
     }
 
     /// Records a failure the planner detected: a conflict stops the run, an unhealthy version is rolled back.

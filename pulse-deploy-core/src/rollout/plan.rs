@@ -22,8 +22,8 @@ use std::time::SystemTime;
 
 use super::observed::{InstanceReport, Observed, ObservedVersion};
 use super::{Action, RolloutPolicy};
-use crate::drain::ServingState;
-use crate::{AppName, Health, Release, Target, VersionId, VersionPhase, VersionRoute, Weights};
+use crate::drain::{InstanceStatus, ServingState};
+use crate::{AppName, Health, InstanceId, Release, Target, VersionId, VersionPhase, VersionRoute, Weights};
 
 /// What the user wants for one app.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +43,9 @@ pub struct PlanMemory {
     pub last_shift_at: Option<SystemTime>,
     /// Versions that failed during this run and are being rolled back.
     pub failed: BTreeSet<VersionId>,
+    /// The last status each instance answered during this run. An instance that stops answering is
+    /// judged by it: one that last held sessions before its deadline is waited for, not taken for dead.
+    pub last_status: BTreeMap<InstanceId, InstanceStatus>,
 }
 
 /// Why the planner stopped the rollout.
@@ -103,7 +106,7 @@ pub fn plan(desired: &Desired, observed: &Observed, memory: &PlanMemory, policy:
         let phase = if v.state.retiring {
             VersionPhase::Retiring
         } else if memory.failed.contains(v.id()) {
-            drain_phase(observed, v).unwrap_or(VersionPhase::Failed)
+            drain_phase(observed, memory, v).unwrap_or(VersionPhase::Failed)
         } else if Some(v.id()) == target_id.as_ref() {
             let ready = target_ready(observed, v);
             let timed_out = now >= v.state.created_at + policy.health_timeout;
@@ -116,7 +119,7 @@ pub fn plan(desired: &Desired, observed: &Observed, memory: &PlanMemory, policy:
                 VersionPhase::Starting
             }
         } else {
-            drain_phase(observed, v).unwrap_or_else(|| {
+            drain_phase(observed, memory, v).unwrap_or_else(|| {
                 if observed.healthy_instances(v) > 0 {
                     VersionPhase::Ready
                 } else {
@@ -252,7 +255,7 @@ pub fn plan(desired: &Desired, observed: &Observed, memory: &PlanMemory, policy:
                 }
                 out.actions.push(Action::Retire(id.clone()));
             }
-            Some(VersionPhase::Draining) if drain_progress(observed, v).unsignalled > 0 => {
+            Some(VersionPhase::Draining) if drain_progress(observed, memory, v).unsignalled > 0 => {
                 out.actions
                     .push(Action::Drain { version: id.clone(), deadline: v.state.release.drain_deadline });
             }
@@ -373,9 +376,10 @@ struct DrainProgress {
 /// Counts, per live instance, whether it is signalled and whether it still holds sessions.
 ///
 /// An instance counts as signalled when it reports a draining state, or when it cannot be asked and the
-/// router reports it unhealthy (a process that answers neither holds no session). A signalled instance holds
+/// router reports it unhealthy (a process that answers neither holds no session — unless the last status
+/// it gave during this run said it held sessions before its deadline). A signalled instance holds
 /// sessions until it reports none, reports `drained`, or is past its drain deadline.
-fn drain_progress(observed: &Observed, v: &ObservedVersion) -> DrainProgress {
+fn drain_progress(observed: &Observed, memory: &PlanMemory, v: &ObservedVersion) -> DrainProgress {
     let mut p = DrainProgress { signalled: 0, unsignalled: 0, holding: 0 };
     for i in v.live() {
         // Only the router's explicit verdict makes an unanswering instance dead: "unknown" is not enough.
@@ -391,7 +395,19 @@ fn drain_progress(observed: &Observed, v: &ObservedVersion) -> DrainProgress {
                     p.holding += 1;
                 }
             }
-            Some(InstanceReport::Unreachable(_)) | None if dead => p.signalled += 1,
+            Some(InstanceReport::Unreachable(_)) | None if dead => {
+                p.signalled += 1;
+                // It last said it held sessions, before its deadline: unresponsive is not dead yet.
+                let last = memory.last_status.get(&i.id);
+                let held = last.is_some_and(|s| {
+                    s.active_sessions > 0
+                        && s.state != ServingState::Drained
+                        && s.deadline.is_none_or(|d| observed.at < d)
+                });
+                if held {
+                    p.holding += 1;
+                }
+            }
             _ => p.unsignalled += 1,
         }
     }
@@ -399,9 +415,13 @@ fn drain_progress(observed: &Observed, v: &ObservedVersion) -> DrainProgress {
 }
 
 /// Draining or Drained once any instance received the drain signal (or none is alive); `None` before.
-fn drain_phase(observed: &Observed, v: &ObservedVersion) -> Option<VersionPhase> {
-    let p = drain_progress(observed, v);
-    let any_acknowledged = v.live().any(|i| v.status(&i.id).is_some_and(|s| s.state.is_draining()));
+fn drain_phase(observed: &Observed, memory: &PlanMemory, v: &ObservedVersion) -> Option<VersionPhase> {
+    let p = drain_progress(observed, memory, v);
+    let acknowledged = |i: &crate::Instance| match v.reports.get(&i.id) {
+        Some(InstanceReport::Status(s)) => s.state.is_draining(),
+        _ => memory.last_status.get(&i.id).is_some_and(|s| s.state.is_draining()),
+    };
+    let any_acknowledged = v.live().any(acknowledged);
     if p.unsignalled == 0 && p.holding == 0 {
         Some(VersionPhase::Drained)
     } else if any_acknowledged {

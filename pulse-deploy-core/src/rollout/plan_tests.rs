@@ -440,3 +440,30 @@ fn a_draining_version_never_wins_traffic_back_when_its_status_call_fails() {
     assert!(!p.actions.iter().any(|a| matches!(a, Action::SetWeights(_))), "{:?}", p.actions);
     assert!(p.actions.contains(&Action::Deploy(release("v2"))), "its instance is replaced: {:?}", p.actions);
 }
+
+#[test]
+fn an_instance_that_stops_answering_after_holding_sessions_is_waited_for() {
+    let mut w = World::new()
+        .version("v1", 1, 0)
+        .attached("v1", Health::Unhealthy)
+        .version("v2", 2, 30)
+        .attached("v2", Health::Healthy)
+        .weights(&[("v2", 100)])
+        .draining("v1", 3, 3600);
+    let v1 = w.versions.iter_mut().find(|v| v.id().as_str() == "v1").unwrap();
+    let (id, last) = v1.reports.iter().next().map(|(id, r)| (id.clone(), r.clone())).unwrap();
+    let InstanceReport::Status(last) = last else { unreachable!() };
+    v1.reports.insert(id.clone(), InstanceReport::Unreachable("timed out".into()));
+    // Without memory (a fresh deployer), unanswering and unhealthy counts as dead: reaped.
+    let p = run(&deploy("v2"), &w);
+    assert_eq!(kinds(&p), ["detach v1", "retire v1"]);
+    // Having seen it hold sessions before its deadline, the deployer waits.
+    let mut memory = PlanMemory::default();
+    memory.last_status.insert(id, last);
+    let p = plan(&deploy("v2"), &w.observed(), &memory, &RolloutPolicy::default());
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    // Until the deadline.
+    let late = w.at(3600);
+    let p = plan(&deploy("v2"), &late.observed(), &memory, &RolloutPolicy::default());
+    assert_eq!(kinds(&p), ["detach v1", "retire v1"]);
+}
