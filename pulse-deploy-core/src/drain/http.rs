@@ -56,10 +56,13 @@ impl HttpDrainClient {
     ) -> Result<InstanceStatus> {
         let url = format!("{}{path}", endpoint.http_base());
         let what = format!("{method} {url}");
+        let mut bearer = http::HeaderValue::try_from(format!("Bearer {}", self.secret.expose()))
+            .map_err(|_| Error::invalid("drain secret", "must be printable ASCII to fit a Bearer token"))?;
+        bearer.set_sensitive(true); // Debug prints `Sensitive`, never the token
         let request = Request::builder()
             .method(method)
             .uri(&url)
-            .header(header::AUTHORIZATION, format!("Bearer {}", self.secret.expose()))
+            .header(header::AUTHORIZATION, bearer)
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::ACCEPT, "application/json")
             .body(Full::new(body))
