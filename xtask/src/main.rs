@@ -21,8 +21,9 @@ Commands:
                   and target/e2e/timeline.svg. Installs Envoy first. Start here.
   ci              Everything CI runs: fmt check, clippy (warnings denied), every test, the rollout
                   simulation, the e2e.
-  check-app       Drain-protocol conformance check of a live server: --url http://HOST:PORT --secret S
-                  (it drains that server: use a dedicated instance).
+  check-app       Drain-protocol conformance check of a live server: --url http://HOST:PORT and the secret
+                  from --secret-file PATH or PULSE_DRAIN_SECRET (it drains that server: use a dedicated
+                  instance). `cargo xtask check-app --help` lists every option.
   bench drain     Drain benchmark: 10k WebSocket sessions, memory/session, health p50/p99, drain ack, throughput.
   bench local     Local providers: set_weights-to-traffic p50/p99, Envoy vs. direct requests/s, deploy-to-serving
                   and last-session-to-reaped on Docker + Envoy (--no-build reuses the demo image).
