@@ -15,3 +15,20 @@ pub mod load;
 pub mod report;
 pub mod session;
 pub mod timeline;
+
+/// The workspace root: `$PULSE_WORKSPACE` (set by xtask), else the parent of this crate.
+pub fn workspace_root() -> std::path::PathBuf {
+    std::env::var_os("PULSE_WORKSPACE").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
+    })
+}
+
+/// Logs of the test binaries to stderr, filtered by `PULSE_LOG` (default `warn`).
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PULSE_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}

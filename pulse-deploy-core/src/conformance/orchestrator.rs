@@ -161,11 +161,7 @@ where
     let app = harness.unique_app();
     let result = body(app.clone()).await;
     let cleanup = retire_all(orchestrator, harness, &app).await;
-    match (result, cleanup) {
-        (Ok(verdict), Ok(())) => Ok(verdict),
-        (Ok(_), Err(e)) => Err(CheckFailure(format!("cleanup failed: {e}"))),
-        (Err(e), _) => Err(e),
-    }
+    super::report::after_cleanup(result, cleanup)
 }
 
 /// `deploy` creates `replicas` live instances, each with its own id and endpoint, listed by `versions`.

@@ -145,3 +145,15 @@ impl fmt::Display for ConformanceReport {
         Ok(())
     }
 }
+
+/// A check's result once its app was cleaned up: a failed cleanup fails a check that otherwise held.
+pub(crate) fn after_cleanup(
+    result: CheckResult,
+    cleanup: std::result::Result<(), impl fmt::Display>,
+) -> CheckResult {
+    match (result, cleanup) {
+        (Ok(verdict), Ok(())) => Ok(verdict),
+        (Ok(_), Err(e)) => Err(CheckFailure(format!("cleanup failed: {e}"))),
+        (Err(e), _) => Err(e),
+    }
+}

@@ -309,11 +309,7 @@ where
     let app = harness.unique_app();
     let result = body(app.clone()).await;
     let cleanup = clean(router, harness, &app).await;
-    match (result, cleanup) {
-        (Ok(verdict), Ok(())) => Ok(verdict),
-        (Ok(_), Err(e)) => Err(CheckFailure(format!("cleanup failed: {e}"))),
-        (Err(e), _) => Err(e),
-    }
+    super::report::after_cleanup(result, cleanup)
 }
 
 /// A newly attached version is listed with its targets at weight 0; attaching again changes nothing.

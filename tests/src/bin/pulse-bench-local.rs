@@ -9,7 +9,6 @@
 //! Rounds: `PULSE_BENCH_ROUNDS` (default 5). Prints medians and every sample; writes
 //! `target/bench/local-rollout.json`. A benchmark, not a test: it asserts nothing about time.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -19,9 +18,7 @@ use pulse_deploy_tests::session;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let workspace = std::env::var_os("PULSE_WORKSPACE").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
-    });
+    let workspace = pulse_deploy_tests::workspace_root();
     let rounds: usize = std::env::var("PULSE_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
     let mut config = E2eConfig::new(workspace.clone());
     config.out_dir = workspace.join("target/bench/local-rollout");

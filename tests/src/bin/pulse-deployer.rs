@@ -205,12 +205,7 @@ async fn run(plan: Plan) -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PULSE_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    pulse_deploy_tests::init_logging();
     let plan = match parse().and_then(plan) {
         Ok(p) => p,
         Err(msg) => {

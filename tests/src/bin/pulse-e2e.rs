@@ -1,22 +1,14 @@
 //! `pulse-e2e`: runs the end-to-end scenario (see `pulse_deploy_tests::e2e`). Started by `cargo xtask e2e`,
 //! which installs Envoy first. Exits non-zero if any check failed. Ctrl-C (or SIGTERM) cleans up and exits.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use pulse_deploy_tests::e2e::{run, E2eConfig};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PULSE_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let workspace = std::env::var_os("PULSE_WORKSPACE").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
-    });
+    pulse_deploy_tests::init_logging();
+    let workspace = pulse_deploy_tests::workspace_root();
     let mut config = E2eConfig::new(workspace);
     for arg in std::env::args().skip(1) {
         match arg.as_str() {

@@ -45,7 +45,6 @@ pub struct Env {
     pub(crate) orchestrator: Arc<DockerOrchestrator>,
     pub(crate) router: Arc<EnvoyRouter>,
     drain: Arc<HttpDrainClient>,
-    executor: Executor,
     timeline: Timeline,
     sampler: tokio::task::JoinHandle<()>,
     sessions_opened: std::sync::atomic::AtomicUsize,
@@ -148,7 +147,6 @@ impl Env {
             orchestrator,
             router,
             drain,
-            executor,
             timeline,
             sampler,
             sessions_opened: Default::default(),
@@ -222,16 +220,11 @@ impl Env {
         self.sampler.abort();
         self.controller.stop().await;
         let deadline = Instant::now() + Duration::from_secs(60);
-        let mut containers = 0;
+        let mut containers;
         loop {
             let versions = self.orchestrator.versions(&self.app).await.unwrap_or_default();
-            containers = versions
-                .iter()
-                .map(|v| v.instances.len() as u64)
-                .sum::<u64>()
-                .max(if versions.is_empty() { 0 } else { containers });
+            containers = versions.iter().map(|v| v.instances.len() as u64).sum::<u64>();
             if versions.is_empty() {
-                containers = 0;
                 break;
             }
             for v in &versions {
@@ -244,7 +237,6 @@ impl Env {
                 break;
             }
         }
-        let _ = self.executor;
         let router = Arc::try_unwrap(self.router);
         let envoy_running = match router {
             Ok(r) => r.shutdown().await.is_err(),

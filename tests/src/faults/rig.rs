@@ -84,7 +84,7 @@ impl Rig {
         if let Err(e) = locate_envoy(None) {
             return skip(format!("Envoy is missing ({e})"));
         }
-        let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf();
+        let workspace = crate::workspace_root();
         IMAGE
             .get_or_init(|| async {
                 build_demo_image(&docker, &workspace, DEMO_IMAGE).await.expect("building the demo image");
