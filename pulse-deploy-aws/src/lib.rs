@@ -4,6 +4,14 @@
 //! `AlbRouter` splits and pins traffic with an Application Load Balancer listener (one target group per
 //! version, weighted forward actions, per-version rules for affinity).
 //!
-//! This crate is not built yet: it is filled by the AWS provider issue. It is a workspace member now so
-//! that the core's traits are shaped, from the start, for a provider whose state lives in the cloud
-//! (see `docs/architecture.md`, "Fitting ECS and the ALB").
+//! Built so far (see `docs/aws.md`):
+//! - [`limits`]: every value AWS would reject (ALB weights, target groups per forward action, stickiness,
+//!   health checks, deregistration delay, Fargate `stopTimeout`, tags, rule conditions, rules per load
+//!   balancer), checked before any AWS call with an error naming the field and the fix; and the
+//!   capability values the providers will report.
+//! - [`names`]: the AWS resource names derived from an app and a version.
+//!
+//! Not yet: the SDK-backed `EcsOrchestrator` and `AlbRouter`, and the tests against the moto emulator.
+
+pub mod limits;
+pub mod names;
