@@ -10,8 +10,12 @@
 //!   balancer), checked before any AWS call with an error naming the field and the fix; and the
 //!   capability values the providers will report.
 //! - [`names`]: the AWS resource names derived from an app and a version.
+//! - `terraform/`: the module for the infrastructure all versions share (load balancer, listeners, security
+//!   groups, cluster, log group, ECR repository, drain secret, roles, the deployer's policy), checked
+//!   offline by `cargo xtask terraform-validate`.
 //!
-//! Not yet: the SDK-backed `EcsOrchestrator` and `AlbRouter`, and the tests against the moto emulator.
+//! Not yet: the SDK-backed `EcsOrchestrator` and `AlbRouter`, the tests against the moto emulator, and the
+//! controller's ECS service in the Terraform module.
 
 pub mod limits;
 pub mod names;

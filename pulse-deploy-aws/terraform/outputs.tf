@@ -1,0 +1,62 @@
+# Outputs are named after the AWS provider's configuration keys, so that no value is copied by hand.
+
+output "app" {
+  description = "The app name."
+  value       = var.app
+}
+output "cluster" {
+  description = "ECS cluster of every version's service."
+  value       = aws_ecs_cluster.this.name
+}
+output "listener_arn" {
+  description = "HTTPS listener whose default action and rules pulse-deploy manages."
+  value       = aws_lb_listener.https.arn
+}
+output "load_balancer_arn" {
+  description = "The application load balancer."
+  value       = aws_lb.this.arn
+}
+output "load_balancer_dns_name" {
+  description = "Point the app's domain (CNAME or alias) here."
+  value       = aws_lb.this.dns_name
+}
+output "vpc_id" {
+  description = "VPC of the target groups."
+  value       = var.vpc_id
+}
+output "task_subnets" {
+  description = "Subnets of the tasks."
+  value       = var.task_subnet_ids
+}
+output "task_security_group" {
+  description = "Security group of the tasks."
+  value       = aws_security_group.tasks.id
+}
+output "controller_security_group" {
+  description = "Security group of the controller."
+  value       = aws_security_group.controller.id
+}
+output "execution_role_arn" {
+  description = "Task execution role."
+  value       = aws_iam_role.execution.arn
+}
+output "task_role_arn" {
+  description = "The app's task role."
+  value       = aws_iam_role.task.arn
+}
+output "log_group" {
+  description = "CloudWatch log group of the tasks."
+  value       = aws_cloudwatch_log_group.tasks.name
+}
+output "repository_url" {
+  description = "ECR repository to push images to."
+  value       = aws_ecr_repository.app.repository_url
+}
+output "drain_secret_arn" {
+  description = "Secrets Manager secret holding the drain token (the value is never an output)."
+  value       = aws_secretsmanager_secret.drain.arn
+}
+output "deployer_policy_arn" {
+  description = "Attach to the role or user that runs pulse-deploy."
+  value       = aws_iam_policy.deployer.arn
+}
