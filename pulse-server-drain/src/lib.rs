@@ -71,6 +71,7 @@ mod shutdown;
 mod state;
 mod throttle;
 
+pub use admin::parse_drain_body;
 pub use config::{
     DrainConfig, DrainConfigBuilder, DEFAULT_DRAIN_DEADLINE, DEFAULT_MAX_AUTH_FAILURES,
     DEFAULT_SECRET_REFRESH, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_THROTTLE_WINDOW,
