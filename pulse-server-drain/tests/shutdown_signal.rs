@@ -118,6 +118,27 @@ async fn bad_configuration_exits_2_with_a_clear_message() {
     assert!(err.contains("PULSE_DRAIN_SECRET") && err.contains("at least 16"), "{err}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_timeouts_exit_2_naming_the_variable() {
+    for var in ["PULSE_DRAIN_DEADLINE_SECS", "PULSE_SHUTDOWN_TIMEOUT_SECS", "PULSE_SESSION_GRACE_SECS"] {
+        for value in ["18446744073709551615", "18446744073709551000", "2592001000"] {
+            let out = Command::new(env!("CARGO_BIN_EXE_pulse-demo-app"))
+                .env_remove("PULSE_DRAIN_SECRET_FILE")
+                .env("PULSE_VERSION", "v1")
+                .env("PULSE_DRAIN_SECRET", "test-secret-0123456789abcdef")
+                .env("PORT", "0")
+                .env(var, value)
+                .output()
+                .await
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{var}={value}: {err}");
+            assert!(err.contains(var) && err.contains("must be between"), "{var}={value}: {err}");
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
+}
+
 /// Opens a connection holding an unfinished request, and returns once the server's handler is waiting for
 /// its body (it answered `100 Continue`), so the server has a request in flight at shutdown.
 async fn hold_a_request_open(addr: &str) -> tokio::net::TcpStream {
