@@ -79,5 +79,5 @@ pub use config::{
 pub use gate::{is_websocket_upgrade, location_without_affinity, NewSessionGate, NewSessionGateLayer};
 pub use identity::InstanceIdSource;
 pub use secret::{SecretFactory, SecretSource};
-pub use shutdown::{going_away, serve, ShutdownReport};
+pub use shutdown::{going_away, serve, serve_with, ShutdownReport, HEADER_READ_TIMEOUT};
 pub use state::{DrainState, SessionGuard};
