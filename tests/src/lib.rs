@@ -5,6 +5,7 @@
 //! - [`load`]: a steady HTTP load through the router;
 //! - [`controller`]: the deployer as a long-running loop (deploy = change the desired release);
 //! - [`e2e`]: the scenario itself; [`report`] and [`timeline`]: what it writes;
+//! - [`python_image`]: the Python base and venv images (debootstrap, no registry, cached by content);
 //! - [`faults`]: helpers of the fault tests (`tests/faults_*.rs`) and the `pulse-deployer` binary they kill.
 
 pub mod controller;
@@ -12,6 +13,7 @@ pub mod e2e;
 pub mod faults;
 pub mod http;
 pub mod load;
+pub mod python_image;
 pub mod report;
 pub mod session;
 pub mod timeline;
