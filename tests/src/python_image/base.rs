@@ -195,7 +195,12 @@ async fn import(docker: &Docker, rootfs: &Path, tag: &str) -> Result<(), String>
         return Err(format!("importing {BASE_REPO}:{tag} failed: {message}"));
     }
     if !tar_out.status.success() {
-        return Err(format!("tar of {} failed ({}): {}", rootfs.display(), tar_out.status, tail(&tar_out.stderr, 10)));
+        return Err(format!(
+            "tar of {} failed ({}): {}",
+            rootfs.display(),
+            tar_out.status,
+            tail(&tar_out.stderr, 10)
+        ));
     }
     eprintln!("python-image: imported {BASE_REPO}:{tag} ({:.1} s)", started.elapsed().as_secs_f64());
     Ok(())

@@ -5,12 +5,14 @@
 //!   `pulse-deploy-python-base:<hash of the recipe>` through the Engine API (`/images/create?fromSrc=-`);
 //! - [`venv`]: on top of it, a virtualenv at `/opt/venv` holding the pinned requirements
 //!   (`python/requirements/image.txt`), `pulse-deploy-python-venv:<hash>`, built by the classic builder;
-//! - [`tag`]: the content hash that names both.
+//! - [`tag`]: the content hash that names both;
+//! - [`run`]: a command run to completion in a container of one, with a folder copied in.
 //!
 //! Not for production images: users build their app images however they like; this exists because no
 //! image can be pulled on this machine (see `docs/python-images.md`).
 
 pub mod base;
+pub mod run;
 pub mod tag;
 pub mod venv;
 

@@ -26,13 +26,16 @@ pub const REQUIREMENTS: &str = "python/requirements/image.txt";
 /// Where the host's CA bundle is placed in the image (used by the install step only).
 const CA_IN_IMAGE: &str = "/etc/pulse-deploy-build/ca.crt";
 /// Host pip settings replicated into the build (as build arguments; only those set on the host).
-const PIP_SETTINGS: &[&str] = &["PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_DEFAULT_TIMEOUT"];
+const PIP_SETTINGS: &[&str] =
+    &["PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_DEFAULT_TIMEOUT"];
 /// Proxy variables: Docker's predefined build arguments (kept out of the image's history).
-const PROXY_SETTINGS: &[&str] = &["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"];
+const PROXY_SETTINGS: &[&str] =
+    &["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"];
 
 /// The Dockerfile of the venv image over `base`, declaring the pip settings `args` the host has.
 fn dockerfile(base: &str, args: &[&str]) -> String {
-    let mut f = format!("FROM {base}\nCOPY ca.crt {CA_IN_IMAGE}\nCOPY requirements.txt /opt/requirements.txt\n");
+    let mut f =
+        format!("FROM {base}\nCOPY ca.crt {CA_IN_IMAGE}\nCOPY requirements.txt /opt/requirements.txt\n");
     for a in args {
         f.push_str(&format!("ARG {a}\n"));
     }
@@ -64,11 +67,8 @@ pub async fn ensure_venv_image(docker: &Docker, workspace: &Path, base: &str) ->
     let req_path = workspace.join(REQUIREMENTS);
     let requirements =
         std::fs::read(&req_path).map_err(|e| format!("cannot read {}: {e}", req_path.display()))?;
-    let args: Vec<&str> = PIP_SETTINGS
-        .iter()
-        .copied()
-        .filter(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
-        .collect();
+    let args: Vec<&str> =
+        PIP_SETTINGS.iter().copied().filter(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty())).collect();
     let file = dockerfile(base, &args);
     let tag = content_tag([file.as_bytes(), requirements.as_slice()]);
     let reference = format!("{VENV_REPO}:{tag}");
