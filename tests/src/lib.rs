@@ -13,9 +13,11 @@ pub mod e2e;
 pub mod faults;
 pub mod http;
 pub mod load;
+pub mod pulse_tab;
 pub mod python_image;
 pub mod report;
 pub mod session;
+pub mod socketio;
 pub mod timeline;
 
 /// The workspace root: `$PULSE_WORKSPACE` (set by xtask), else the parent of this crate.

@@ -5,12 +5,14 @@
 //!   `pulse-deploy-python-base:<hash of the recipe>` through the Engine API (`/images/create?fromSrc=-`);
 //! - [`venv`]: on top of it, a virtualenv at `/opt/venv` holding the pinned requirements
 //!   (`python/requirements/image.txt`), `pulse-deploy-python-venv:<hash>`, built by the classic builder;
+//! - [`app`]: the example Pulse app (`examples/pulse-app/`) on the venv image;
 //! - [`tag`]: the content hash that names both;
 //! - [`run`]: a command run to completion in a container of one, with a folder copied in.
 //!
 //! Not for production images: users build their app images however they like; this exists because no
 //! image can be pulled on this machine (see `docs/python-images.md`).
 
+pub mod app;
 pub mod base;
 pub mod run;
 pub mod tag;
@@ -38,6 +40,15 @@ pub async fn image_exists(docker: &bollard::Docker, reference: &str) -> Result<b
         Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
         Err(e) => Err(format!("inspecting image {reference}: {e}")),
     }
+}
+
+/// Ensures the base, venv and example app images exist and returns the app image's reference.
+pub async fn ensure_app_image(
+    docker: &bollard::Docker,
+    workspace: &std::path::Path,
+) -> Result<String, String> {
+    let venv = ensure_images(docker, workspace).await?;
+    app::ensure_app_image(docker, workspace, &venv).await
 }
 
 /// Ensures both images exist and returns the venv image's reference (the one to run).
