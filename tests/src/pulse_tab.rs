@@ -22,7 +22,8 @@ use crate::socketio::{ConnectFailure, Incoming, SocketIo};
 /// The example app's counter button callback (element path `2` of the page's root, prop `onClick`).
 const INCREMENT_CALLBACK: &str = "2.onClick";
 /// The cookies that carry version affinity (set by the router; cleared by a stale-affinity answer).
-pub const AFFINITY_COOKIES: &[&str] = &["pulse-version", "pulse-instance"];
+pub const AFFINITY_COOKIES: &[&str] =
+    &[pulse_deploy_core::affinity::VERSION_COOKIE, pulse_deploy_core::affinity::INSTANCE_COOKIE];
 /// How many reloads one page load may take before it counts as a loop.
 const MAX_RELOADS: u32 = 5;
 
@@ -120,6 +121,15 @@ fn count_in(text: &str) -> Option<u64> {
     after(text, "count: ")?.trim().parse().ok()
 }
 
+/// What a click got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Clicked {
+    /// The counter answered one higher.
+    Answered,
+    /// The socket closed first (with this WebSocket close code, if any).
+    Closed(Option<u16>),
+}
+
 /// An open tab: a prerendered page whose Socket.IO connection is attached.
 #[derive(Debug)]
 pub struct PulseTab {
@@ -170,6 +180,16 @@ pub async fn open(http: &HttpClient, base: &str, mut jar: Cookies) -> Result<Pul
 impl PulseTab {
     /// Clicks the counter button and waits for the answer: the counter exactly one higher.
     pub async fn increment(&mut self) -> Result<(), String> {
+        match self.try_increment().await? {
+            Clicked::Answered => Ok(()),
+            Clicked::Closed(code) => {
+                Err(format!("socket closed ({code:?}) while waiting for {}", self.count + 1))
+            }
+        }
+    }
+
+    /// [`PulseTab::increment`], telling a closed socket (the server going away) apart from a wrong answer.
+    pub async fn try_increment(&mut self) -> Result<Clicked, String> {
         let click = json!([[[], [], [], []], {"type": "callback", "path": "/", "callback": INCREMENT_CALLBACK, "args": []}]);
         self.sio.emit("message", &click).await?;
         let want = self.count + 1;
@@ -183,7 +203,7 @@ impl PulseTab {
                     match count_in(&text) {
                         Some(n) if n == want => {
                             self.count = n;
-                            return Ok(());
+                            return Ok(Clicked::Answered);
                         }
                         Some(n) => return Err(format!("counter answered {n}, expected {want}")),
                         None => continue,

@@ -39,7 +39,8 @@ impl std::fmt::Display for ConnectFailure {
 pub enum Incoming {
     /// An EVENT: its name and its first argument (`Null` if none).
     Event(String, Value),
-    /// The server disconnected the namespace (`41`) or closed the WebSocket (with its close code).
+    /// The server disconnected the namespace (`41`) or engine.io (`1`) (no code), or closed the WebSocket
+    /// with a close frame (its code).
     Closed(Option<u16>),
 }
 
@@ -110,7 +111,7 @@ impl SocketIo {
     pub async fn next_event(&mut self) -> Result<Incoming, String> {
         loop {
             let msg = match self.ws.next().await {
-                None => return Ok(Incoming::Closed(None)),
+                None => return Err("connection ended without a close frame".into()),
                 Some(Err(e)) => return Err(format!("socket error: {e}")),
                 Some(Ok(m)) => m,
             };

@@ -14,6 +14,7 @@ use pulse_deploy_core::{AppName, InstanceState, Orchestrator, Release, Secret};
 use pulse_deploy_local::docker::{connect_docker, labels, DockerOrchestrator};
 use pulse_deploy_tests::http::HttpClient;
 use pulse_deploy_tests::pulse_tab::{self, Cookies};
+use pulse_deploy_tests::session::Fate;
 use pulse_deploy_tests::socketio::{ConnectFailure, SocketIo};
 
 #[tokio::test]
@@ -110,6 +111,25 @@ async fn example_pulse_app_serves_tabs_through_prerender_and_socketio() {
         }
         for t in tabs {
             t.close().await;
+        }
+        // Live sessions (as the e2e runs them): every answer checked on a steady tick.
+        let sessions = futures::future::join_all((0..2).map(|n| {
+            pulse_deploy_tests::pulse_session::open(n, &http, &base, None, Duration::from_millis(50))
+        }))
+        .await;
+        let sessions: Vec<_> = sessions.into_iter().collect::<Result<_, _>>()?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while sessions.iter().any(|s| s.record().answers < 10 && s.record().fate == Fate::Open) {
+            if Instant::now() > deadline {
+                return Err("live sessions did not answer 10 times within 20 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for s in sessions {
+            let r = s.close().await;
+            if r.fate != Fate::Closed || r.answers < 10 || r.version != "v1" || !r.moves.is_empty() {
+                return Err(format!("live session: {r:?}"));
+            }
         }
         o.retire(&app, &release.version).await.map_err(|e| e.to_string())?;
         Ok::<(), String>(())
