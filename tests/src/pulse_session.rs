@@ -3,8 +3,9 @@
 //! the demo app's sessions use, so the run's checks are the same for both apps.
 //!
 //! When the server closes the socket (an instance shutting down closes it with 1001), the tab does what
-//! Pulse's client ends up doing: it reloads the page without version affinity (prerender through the
-//! page-tier stand-in, then Socket.IO with the new render id); the reload is recorded as a [`Move`].
+//! Pulse's client does ([`PulseTab::reconnect`]): Socket.IO reconnects with the same render id; a server
+//! without that render answers `reload` and the page reloads (prerender through the page-tier stand-in,
+//! then Socket.IO with the new render id); the reload is recorded as a [`Move`].
 //! Anything else (a wrong answer, an error) drops the session.
 //!
 //! Not for the plain demo app: see `crate::session`.
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::http::HttpClient;
-use crate::pulse_tab::{self, Clicked, Cookies, PulseTab, AFFINITY_COOKIES};
+use crate::pulse_tab::{self, Clicked, Cookies, PulseTab};
 use crate::session::{Fate, Move, SessionHandle, SessionRecord};
 
 /// Opens a Pulse session through `base` (`http://HOST:PORT`); `affinity` pre-sets the version cookie
@@ -76,21 +77,19 @@ async fn run(
                         if !matches!(code, Some(1001) | None) {
                             return fail(format!("socket closed with {code:?} (only 1001 may end a session)"));
                         }
-                        let mut jar = tab.jar.clone();
-                        for c in AFFINITY_COOKIES {
-                            jar.remove(*c);
-                        }
-                        match pulse_tab::open(&http, &base, jar).await {
-                            Ok(new_tab) => {
+                        match tab.reconnect(&http, &base).await {
+                            Ok((new_tab, reloaded)) => {
                                 let mut r = record.lock().unwrap();
-                                let from = r.version.clone();
-                                r.moves.push(Move { from, to: new_tab.page.version.clone(), at });
+                                if reloaded || new_tab.page.version != r.version {
+                                    let from = r.version.clone();
+                                    r.moves.push(Move { from, to: new_tab.page.version.clone(), at });
+                                }
                                 r.session = new_tab.page.render_id.clone();
                                 r.version = new_tab.page.version.clone();
                                 r.instance = new_tab.page.instance.clone();
                                 tab = new_tab;
                             }
-                            Err(e) => return fail(format!("reload after the socket closed: {e}")),
+                            Err(e) => return fail(format!("reconnect after the socket closed: {e}")),
                         }
                     }
                 }

@@ -32,6 +32,11 @@ fn route_info() -> Value {
     json!({"pathname": "/", "hash": "", "query": "", "queryParams": {}, "pathParams": {}, "catchall": []})
 }
 
+/// The `attach` message of the page `/` (serialized as Pulse's client sends it: `[refs, message]`).
+fn attach_message() -> Value {
+    json!([[[], [], [], []], {"type": "attach", "path": "/", "routeInfo": route_info()}])
+}
+
 /// A cookie jar: name -> value.
 pub type Cookies = BTreeMap<String, String>;
 
@@ -215,6 +220,45 @@ impl PulseTab {
                 }
             }
         }
+    }
+
+    /// After the server closed the socket: what Pulse's client does. Socket.IO reconnects with the same
+    /// render id and cookies and re-attaches; a server that no longer has the render answers
+    /// `{"type":"reload"}` (or refuses the CONNECT with `render_id_collision`), and the page reloads
+    /// (prerender again, the browser's cookies kept). A server that still has the render answers the
+    /// attach with the page and the tab goes on with it. Returns the tab and whether it reloaded.
+    pub async fn reconnect(self, http: &HttpClient, base: &str) -> Result<(PulseTab, bool), String> {
+        let PulseTab { jar, page, collision_reloads, .. } = self;
+        let auth = json!({"render_id": page.render_id});
+        match SocketIo::connect(base, &cookie_header(&jar), &auth).await {
+            Ok(mut sio) => {
+                sio.emit("message", &attach_message()).await?;
+                loop {
+                    match sio.next_event().await? {
+                        Incoming::Event(name, data) if name == "message" => {
+                            let text = data.to_string();
+                            if text.contains("\"type\":\"reload\"") {
+                                sio.close().await;
+                                break;
+                            }
+                            if text.contains("vdom_init") {
+                                let count =
+                                    count_in(&text).ok_or_else(|| format!("page has no counter: {text}"))?;
+                                return Ok((PulseTab { jar, page, count, collision_reloads, sio }, false));
+                            }
+                        }
+                        Incoming::Event(_, _) => continue,
+                        Incoming::Closed(code) => {
+                            return Err(format!("socket closed ({code:?}) right after reconnecting"))
+                        }
+                    }
+                }
+            }
+            Err(ConnectFailure::Refused(data))
+                if data.get("code").and_then(Value::as_str) == Some("render_id_collision") => {}
+            Err(e) => return Err(format!("Socket.IO reconnect: {e}")),
+        }
+        Ok((open(http, base, jar).await?, true))
     }
 
     /// Closes the tab's socket.

@@ -109,6 +109,15 @@ async fn example_pulse_app_serves_tabs_through_prerender_and_socketio() {
             Err(ConnectFailure::Refused(data)) => eprintln!("connect without render id refused: {data}"),
             other => return Err(format!("connect without render id: expected CONNECT_ERROR, got {other:?}")),
         }
+        // A tab whose socket drops reconnects with its render id, as Pulse's client does: the server
+        // still has the render (within its grace), so the page goes on where it was, without a reload.
+        let tab = tabs.pop().unwrap();
+        let (mut tab, reloaded) = tab.reconnect(&http, &base).await?;
+        if reloaded || tab.count != 5 {
+            return Err(format!("reconnect within the grace: reloaded {reloaded}, count {}", tab.count));
+        }
+        tab.increment().await?;
+        tab.close().await;
         for t in tabs {
             t.close().await;
         }

@@ -163,7 +163,8 @@ async fn scenario(env: &Env, config: &E2eConfig, report: &mut Report) -> Result<
     env.controller
         .wait_for("v1 to have every new session", STEP_TIMEOUT, |p| p.target == Some(vid("v1")) && p.shifted)
         .await?;
-    progress(t0, "v1 is healthy and has every new session");
+    env.check_drain_protocol(&vid("v1")).await?;
+    progress(t0, "v1 is healthy, has every new session and answers the drain protocol");
     let v1_sessions = env.open_sessions(config.sessions_v1, None).await?;
     expect_all_on(&v1_sessions, "v1")?;
     let v1_pins: BTreeMap<usize, String> =

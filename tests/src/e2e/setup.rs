@@ -197,6 +197,25 @@ impl Env {
         futures::future::join_all(opens).await.into_iter().collect()
     }
 
+    /// Checks that every live instance of `version` answers the drain protocol's status call (an app
+    /// without the drain endpoints could never be drained; say so now rather than at a timeout).
+    pub async fn check_drain_protocol(&self, version: &VersionId) -> Result<(), String> {
+        let versions = self.orchestrator.versions(&self.app).await.map_err(|e| e.to_string())?;
+        let v =
+            versions.iter().find(|v| v.version() == version).ok_or(format!("{version} is not running"))?;
+        for i in v.live_instances() {
+            let ep = i.endpoint.as_ref().ok_or("instance without endpoint")?;
+            if let Err(e) = self.drain.status(ep).await {
+                return Err(format!(
+                    "instance {} of {version} does not answer the drain protocol's status ({e}); the app \
+                     must implement docs/drain-protocol.md (for a Pulse app: the drain plugin in its App)",
+                    i.id
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The drain deadline the instances of `version` report.
     pub async fn deadline_of(&self, version: &VersionId) -> Result<SystemTime, String> {
         let versions = self.orchestrator.versions(&self.app).await.map_err(|e| e.to_string())?;
