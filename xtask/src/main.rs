@@ -19,7 +19,10 @@ cargo xtask <command>
 Commands:
   e2e             The whole flow on this machine: v1 -> v2 -> v3 on Docker + Envoy with 70 live sessions and a
                   steady load; fails on any failed request or dropped session. Writes target/e2e/report.json
-                  and target/e2e/timeline.svg. Installs Envoy first. Start here.
+                  and target/e2e/timeline.svg. Installs Envoy first. Start here. `--app pulse`: the same
+                  scenario with the example Pulse app (examples/pulse-app, Socket.IO sessions through a
+                  page-tier stand-in; writes target/e2e-pulse/); it needs the app to speak the drain
+                  protocol and stops with that error after v1 otherwise.
   ci              Everything CI runs: fmt check, clippy (warnings denied), every test, the rollout
                   simulation, the e2e.
   check-app       Drain-protocol conformance check of a live server: --url http://HOST:PORT and the secret
