@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 /// Path of the drain endpoint (`POST`).
 pub const DRAIN_PATH: &str = "/_pulse/admin/drain";
+/// Path of the undrain endpoint (`POST`): `draining` back to `serving`.
+pub const UNDRAIN_PATH: &str = "/_pulse/admin/undrain";
 /// Path of the authenticated status endpoint (`GET`).
 pub const STATUS_PATH: &str = "/_pulse/admin/status";
 /// Default health path.

@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use pulse_deploy_core::drain::{DrainClient, HttpDrainClient, InstanceStatus};
+use pulse_deploy_core::drain::{HttpDrainClient, InstanceStatus};
 use pulse_deploy_core::rollout::{Executor, RolloutEvent, RolloutPolicy};
 use pulse_deploy_core::{AppName, Orchestrator, Secret, TrafficRouter, VersionId};
 use pulse_deploy_local::docker::{build_demo_image, connect_docker, DEMO_IMAGE};
@@ -223,8 +223,9 @@ impl Env {
             versions.iter().find(|v| v.version() == version).ok_or(format!("{version} is not running"))?;
         let mut deadline = None;
         for i in v.live_instances() {
-            let ep = i.endpoint.as_ref().ok_or("instance without endpoint")?;
-            let status: InstanceStatus = self.drain.status(ep).await.map_err(|e| e.to_string())?;
+            let status: InstanceStatus = pulse_deploy_core::drain::verified::status(self.drain.as_ref(), i)
+                .await
+                .map_err(|e| e.to_string())?;
             deadline = deadline.max(status.deadline);
         }
         deadline.ok_or(format!("{version} reports no drain deadline"))
