@@ -24,6 +24,8 @@ const INCREMENT_CALLBACK: &str = "2.onClick";
 /// The cookies that carry version affinity (set by the router; cleared by a stale-affinity answer).
 pub const AFFINITY_COOKIES: &[&str] =
     &[pulse_deploy_core::affinity::VERSION_COOKIE, pulse_deploy_core::affinity::INSTANCE_COOKIE];
+/// How long a reconnected tab waits for the server's answer to its re-attach.
+const RECONNECT_ANSWER: std::time::Duration = std::time::Duration::from_secs(10);
 /// How many reloads one page load may take before it counts as a loop.
 const MAX_RELOADS: u32 = 5;
 
@@ -35,6 +37,11 @@ fn route_info() -> Value {
 /// The `attach` message of the page `/` (serialized as Pulse's client sends it: `[refs, message]`).
 fn attach_message() -> Value {
     json!([[[], [], [], []], {"type": "attach", "path": "/", "routeInfo": route_info()}])
+}
+
+/// The counter button's click (a Pulse `callback` message).
+fn click_message() -> Value {
+    json!([[[], [], [], []], {"type": "callback", "path": "/", "callback": INCREMENT_CALLBACK, "args": []}])
 }
 
 /// A cookie jar: name -> value.
@@ -195,8 +202,7 @@ impl PulseTab {
 
     /// [`PulseTab::increment`], telling a closed socket (the server going away) apart from a wrong answer.
     pub async fn try_increment(&mut self) -> Result<Clicked, String> {
-        let click = json!([[[], [], [], []], {"type": "callback", "path": "/", "callback": INCREMENT_CALLBACK, "args": []}]);
-        self.sio.emit("message", &click).await?;
+        self.sio.emit("message", &click_message()).await?;
         let want = self.count + 1;
         loop {
             match self.sio.next_event().await? {
@@ -223,46 +229,65 @@ impl PulseTab {
     }
 
     /// After the server closed the socket: what Pulse's client does. Socket.IO reconnects with the same
-    /// render id and cookies and re-attaches; a server that no longer has the render answers
-    /// `{"type":"reload"}` (or refuses the CONNECT with `render_id_collision`), and the page reloads
-    /// (prerender again, the browser's cookies kept). A server that still has the render answers the
-    /// attach with the page and the tab goes on with it. Returns the tab and whether it reloaded.
+    /// render id and cookies, re-attaches and repeats the click; a server that no longer has the render
+    /// answers `{"type":"reload"}` (or refuses the CONNECT with `render_id_collision`), and the page
+    /// reloads (prerender again, the browser's cookies kept). A server that still has the render answers
+    /// the click (the counter one higher) and the tab goes on. Returns the tab and whether it reloaded.
     pub async fn reconnect(self, http: &HttpClient, base: &str) -> Result<(PulseTab, bool), String> {
-        let PulseTab { jar, page, collision_reloads, .. } = self;
-        let auth = json!({"render_id": page.render_id});
-        match SocketIo::connect(base, &cookie_header(&jar), &auth).await {
-            Ok(mut sio) => {
-                sio.emit("message", &attach_message()).await?;
-                loop {
-                    match sio.next_event().await? {
-                        Incoming::Event(name, data) if name == "message" => {
-                            let text = data.to_string();
-                            if text.contains("\"type\":\"reload\"") {
-                                sio.close().await;
-                                break;
-                            }
-                            if text.contains("vdom_init") {
-                                let count =
-                                    count_in(&text).ok_or_else(|| format!("page has no counter: {text}"))?;
-                                return Ok((PulseTab { jar, page, count, collision_reloads, sio }, false));
-                            }
-                        }
-                        Incoming::Event(_, _) => continue,
-                        Incoming::Closed(code) => {
-                            return Err(format!("socket closed ({code:?}) right after reconnecting"))
-                        }
-                    }
-                }
-            }
-            Err(ConnectFailure::Refused(data))
-                if data.get("code").and_then(Value::as_str) == Some("render_id_collision") => {}
-            Err(e) => return Err(format!("Socket.IO reconnect: {e}")),
-        }
-        Ok((open(http, base, jar).await?, true))
+        let PulseTab { jar, page, collision_reloads, sio, .. } = self;
+        drop(sio);
+        reconnect(http, base, jar, page, collision_reloads).await
     }
 
     /// Closes the tab's socket.
     pub async fn close(self) {
         self.sio.close().await;
     }
+}
+
+/// [`PulseTab::reconnect`] for a tab known by its cookies and last page (its socket gone): reconnects
+/// with `page.render_id`; reloads when the server no longer has that render.
+pub async fn reconnect(
+    http: &HttpClient,
+    base: &str,
+    jar: Cookies,
+    page: Prerendered,
+    collision_reloads: u32,
+) -> Result<(PulseTab, bool), String> {
+    let auth = json!({"render_id": page.render_id});
+    match SocketIo::connect(base, &cookie_header(&jar), &auth).await {
+        Ok(mut sio) => {
+            sio.emit("message", &attach_message()).await?;
+            // A server that still has the render answers the click with the counter one higher; one that
+            // created a fresh render for the unknown id answers `reload`.
+            sio.emit("message", &click_message()).await?;
+            loop {
+                let next = tokio::time::timeout(RECONNECT_ANSWER, sio.next_event())
+                    .await
+                    .map_err(|_| format!("no answer to the re-attach within {RECONNECT_ANSWER:?}"))?;
+                match next? {
+                    Incoming::Event(name, data) if name == "message" => {
+                        let text = data.to_string();
+                        if text.contains("\"type\":\"reload\"") {
+                            sio.close().await;
+                            break;
+                        }
+                        if text.contains("vdom_update") || text.contains("vdom_init") {
+                            if let Some(count) = count_in(&text) {
+                                return Ok((PulseTab { jar, page, count, collision_reloads, sio }, false));
+                            }
+                        }
+                    }
+                    Incoming::Event(_, _) => continue,
+                    Incoming::Closed(code) => {
+                        return Err(format!("socket closed ({code:?}) right after reconnecting"))
+                    }
+                }
+            }
+        }
+        Err(ConnectFailure::Refused(data))
+            if data.get("code").and_then(Value::as_str) == Some("render_id_collision") => {}
+        Err(e) => return Err(format!("Socket.IO reconnect: {e}")),
+    }
+    Ok((open(http, base, jar).await?, true))
 }

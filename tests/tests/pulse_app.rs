@@ -113,10 +113,24 @@ async fn example_pulse_app_serves_tabs_through_prerender_and_socketio() {
         // still has the render (within its grace), so the page goes on where it was, without a reload.
         let tab = tabs.pop().unwrap();
         let (mut tab, reloaded) = tab.reconnect(&http, &base).await?;
-        if reloaded || tab.count != 5 {
+        if reloaded || tab.count != 6 {
             return Err(format!("reconnect within the grace: reloaded {reloaded}, count {}", tab.count));
         }
         tab.increment().await?;
+        // A tab whose render the server no longer has (another instance, or past the grace): the server
+        // answers the re-attach with `reload`, and the page reloads onto a fresh render.
+        let mut gone = tab.page.clone();
+        gone.render_id = format!("{:032x}", rand::random::<u128>());
+        let (mut reloaded_tab, reloaded) =
+            pulse_tab::reconnect(&http, &base, tab.jar.clone(), gone.clone(), 0).await?;
+        if !reloaded || reloaded_tab.page.render_id == gone.render_id || reloaded_tab.count != 0 {
+            return Err(format!(
+                "reconnect to a render the server lacks: reloaded {reloaded}, {:?}",
+                reloaded_tab.page
+            ));
+        }
+        reloaded_tab.increment().await?;
+        reloaded_tab.close().await;
         tab.close().await;
         for t in tabs {
             t.close().await;

@@ -204,8 +204,7 @@ impl Env {
         let v =
             versions.iter().find(|v| v.version() == version).ok_or(format!("{version} is not running"))?;
         for i in v.live_instances() {
-            let ep = i.endpoint.as_ref().ok_or("instance without endpoint")?;
-            if let Err(e) = self.drain.status(ep).await {
+            if let Err(e) = pulse_deploy_core::drain::verified::status(self.drain.as_ref(), i).await {
                 return Err(format!(
                     "instance {} of {version} does not answer the drain protocol's status ({e}); the app \
                      must implement docs/drain-protocol.md (for a Pulse app: the drain plugin in its App)",
