@@ -2,11 +2,13 @@
 //!
 //! 1. `cargo fmt --check`;
 //! 2. clippy on every target with warnings denied;
-//! 3. the Terraform module validated offline (`cargo xtask terraform-validate`, ~10 s);
+//! 3. the Terraform module validated offline (`cargo xtask terraform-validate`, ~13 s);
 //! 4. the pinned tools (Envoy, moto) installed into `.venv`;
-//! 5. every test of the workspace;
-//! 6. the rollout simulation (its report line printed);
-//! 7. the end-to-end flow (`cargo xtask e2e`).
+//! 5. the Python images (`cargo xtask python-image`: built once per Docker daemon, cached by content tag;
+//!    the tests of the example Pulse app run in them);
+//! 6. every test of the workspace;
+//! 7. the rollout simulation (its report line printed);
+//! 8. the end-to-end flow (`cargo xtask e2e`).
 //!
 //! With `CI=true` (set by `.ci/run`), tests that need Docker or Envoy fail instead of skipping.
 
@@ -27,6 +29,7 @@ pub fn run(_args: &[String]) -> Result<(), String> {
     )?;
     crate::terraform::run(&[])?;
     let tools = crate::tools::ensure()?;
+    crate::python::image(&[])?;
     step(
         "cargo test (workspace)",
         Command::new(cargo())

@@ -92,7 +92,8 @@ pub struct HealthBody {
 /// Body of every error answer of the admin endpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
-    /// A stable machine-readable code: `unauthorized`, `method_not_allowed`, `too_many_requests`, `bad_request`.
+    /// A stable machine-readable code: `unauthorized`, `method_not_allowed`, `too_many_requests`, `bad_request`,
+    /// `conflict` (undrain of a drained or shutting-down instance).
     pub error: String,
     /// A human-readable explanation (never echoes the credential).
     pub message: String,
