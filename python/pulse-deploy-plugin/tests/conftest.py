@@ -80,7 +80,7 @@ def start(tmp_path: Path, **env: str) -> Served:
 		**env,
 	}
 	process = subprocess.Popen(
-		[sys.executable, "-m", "pulse_deploy.serve", "app_under_test:app"], cwd=HERE, env=full,
+		[sys.executable, "-m", "pulse_deploy.serve", "pulse_test_app:app"], cwd=HERE, env=full,
 		stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
 	)
 

@@ -59,6 +59,7 @@ class DrainPlugin(ps.Plugin):
 		self.seen_drained = False
 		self.app: ps.App | None = None
 		self.shutdown_ran = False
+		self.open_websockets = 0
 
 	# -- state -----------------------------------------------------------------------------------------
 	def active_sessions(self) -> int:
@@ -131,7 +132,11 @@ class DrainPlugin(ps.Plugin):
 
 	async def asgi(self, inner: Callable, scope: dict, receive: Callable, send: Callable) -> None:
 		if scope["type"] == "websocket":
-			return await inner(scope, receive, self._closing(send))
+			self.open_websockets += 1
+			try:
+				return await inner(scope, receive, self._closing(send))
+			finally:
+				self.open_websockets -= 1
 		if scope["type"] != "http":
 			return await inner(scope, receive, send)
 		path, method = scope["path"], scope["method"]

@@ -68,25 +68,33 @@ async def _run(target: str) -> int:
 		async with asyncio.timeout(settings.shutdown_timeout_secs):
 			for sid in list(app.sio.eio.sockets.keys()):
 				await _disconnect(app, sid)
+			# The closes (1001) get the first half of the timeout before uvicorn cuts what is left (1012).
+			with contextlib.suppress(TimeoutError):
+				async with asyncio.timeout(settings.shutdown_timeout_secs / 2):
+					while any(p.open_websockets for p in plugins):
+						await asyncio.sleep(0.01)
 			server.should_exit = True
 			await serving
 	except TimeoutError:
-		print("pulse-deploy-serve: shutdown timeout cut the shutdown", file=sys.stderr)
+		print("pulse-deploy-serve: the shutdown timeout cut the shutdown", file=sys.stderr)
 		return 1
 	return 0
 
 
 async def _disconnect(app, eio_sid: str) -> None:
-	"""Disconnect one client: Socket.IO DISCONNECT, then its WebSocket closed (1001, set by the plugin)."""
+	"""Disconnect one client: Socket.IO DISCONNECT and Engine.IO CLOSE packets, then its WebSocket closed
+	(the plugin turns that close into 1001) without waiting for the client to answer."""
+	socket = app.sio.eio.sockets.get(eio_sid)
 	for namespace in list(app.sio.manager.get_namespaces()):
 		sid = app.sio.manager.sid_from_eio_sid(eio_sid, namespace)
 		if sid is not None:
 			with contextlib.suppress(Exception):
 				await app.sio.disconnect(sid, namespace=namespace)
-	socket = app.sio.eio.sockets.get(eio_sid)
 	if socket is not None:
 		with contextlib.suppress(Exception):
-			await socket.close(wait=True, abort=False)
+			await socket.close(wait=False, abort=False)
+		# An empty poll ends Engine.IO's writer, which closes the WebSocket.
+		socket.queue.put_nowait(None)
 
 
 def main(argv: list[str] | None = None) -> None:
