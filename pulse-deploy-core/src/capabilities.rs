@@ -12,14 +12,12 @@ pub struct OrchestratorCapabilities {
     /// `deploy` replaces crashed instances of a live version (ECS always does; Docker does it on the
     /// next `deploy` call, which the engine makes on every pass).
     pub replaces_crashed_instances: bool,
-    /// Instances are reachable from the deployer at their endpoint (the drain signal and status go there).
-    pub instances_reachable: bool,
 }
 
 impl OrchestratorCapabilities {
     /// Capabilities with the given provider name and everything else on.
     pub fn new(provider: &'static str) -> Self {
-        OrchestratorCapabilities { provider, replaces_crashed_instances: true, instances_reachable: true }
+        OrchestratorCapabilities { provider, replaces_crashed_instances: true }
     }
 }
 

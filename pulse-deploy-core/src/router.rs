@@ -13,6 +13,11 @@ use crate::{
 };
 
 /// One instance as a routing target.
+///
+/// A target is identified by its **endpoint**: that is what a router routes to and health-checks. The
+/// engine matches targets to the orchestrator's instances by endpoint. `instance` is the orchestrator's
+/// id as given to [`TrafficRouter::attach`]; a router that stores only addresses (the ALB keeps IP and
+/// port) reports the endpoint's text (`host:port`) there instead, and nothing in the engine relies on it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Target {
     /// The instance's id.

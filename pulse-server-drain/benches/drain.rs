@@ -18,7 +18,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use pulse_deploy_core::drain::{DrainClient, HttpDrainClient};
-use pulse_deploy_core::{Endpoint, Secret};
+use pulse_deploy_core::{Endpoint, Instance, InstanceState, Secret, VersionId};
 use pulse_server_drain::demo::{self, DemoConfig};
 use pulse_server_drain::{DrainConfig, DrainState};
 use rustix::process::{getrlimit, kill_process, setrlimit, Pid, Resource, Rlimit, Signal};
@@ -220,7 +220,12 @@ async fn run(n: usize) {
     // 3. Drain acknowledgement latency (the deployer's own client).
     let client = HttpDrainClient::new(Secret::new("bench", SECRET).unwrap());
     let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
-    let endpoint = Endpoint::new("127.0.0.1", port);
+    let endpoint = Instance {
+        id: "bench-1".into(),
+        version: VersionId::new("bench").unwrap(),
+        state: InstanceState::Running,
+        endpoint: Some(Endpoint::new("127.0.0.1", port)),
+    };
     let t = Instant::now();
     let first = client.drain(&endpoint, Duration::from_secs(600)).await.unwrap();
     let first_ack = t.elapsed();

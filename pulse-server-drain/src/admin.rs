@@ -1,4 +1,5 @@
-//! The admin endpoints (`POST /_pulse/admin/drain`, `GET /_pulse/admin/status`) and the health endpoint,
+//! The admin endpoints (`POST /_pulse/admin/drain`, `POST /_pulse/admin/undrain`,
+//! `GET /_pulse/admin/status`) and the health endpoint,
 //! as an axum [`Router`] to merge into the app ([`DrainState::router`]).
 //!
 //! Admin requests are checked in this order, and a rejected request never changes the serving state:
@@ -13,23 +14,24 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Json, Router};
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use pulse_deploy_core::drain::wire::{DrainRequest, ErrorBody, DRAIN_PATH, STATUS_PATH};
+use pulse_deploy_core::drain::wire::{DrainRequest, ErrorBody, DRAIN_PATH, STATUS_PATH, UNDRAIN_PATH};
 
 use crate::state::DrainState;
 
 /// Largest accepted drain request body.
 const MAX_BODY: usize = 4096;
 /// Largest accepted `deadline_secs` (30 days).
-const MAX_DEADLINE_SECS: u64 = 30 * 24 * 3600;
+const MAX_DEADLINE_SECS: u64 = crate::state::MAX_DRAIN_DEADLINE.as_secs();
 
 impl DrainState {
     /// The admin and health routes, to merge into the app's router:
     /// `app.merge(state.router())`. Serve with connect info (as [`crate::serve`] does) for per-peer
     /// throttling.
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
-        let (d, s, h) = (self.clone(), self.clone(), self.clone());
+        let (d, u, s, h) = (self.clone(), self.clone(), self.clone(), self.clone());
         Router::new()
             .route(DRAIN_PATH, any(move |req: Request| drain_endpoint(d.clone(), req)))
+            .route(UNDRAIN_PATH, any(move |req: Request| undrain_endpoint(u.clone(), req)))
             .route(STATUS_PATH, any(move |req: Request| status_endpoint(s.clone(), req)))
             .route(
                 &self.inner.config.health_path.clone(),
@@ -136,29 +138,87 @@ async fn drain_endpoint(state: DrainState, req: Request) -> Response {
             return error(StatusCode::BAD_REQUEST, "bad_request", "the body is unreadable or over 4096 bytes")
         }
     };
-    let request = if body.trim_ascii().is_empty() {
-        DrainRequest::default()
-    } else {
-        match serde_json::from_slice::<DrainRequest>(&body) {
-            Ok(r) => r,
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    &format!("the body must be empty or JSON like {{\"deadline_secs\": 600}}: {e}"),
-                )
-            }
-        }
+    let request = match parse_drain_body(&body) {
+        Ok(r) => r,
+        Err(message) => return error(StatusCode::BAD_REQUEST, "bad_request", &message),
     };
-    if request.deadline_secs.is_some_and(|s| s > MAX_DEADLINE_SECS) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "deadline_secs must be at most 2592000 (30 days)",
-        );
-    }
     let status = state.drain(request.deadline_secs.map(Duration::from_secs));
     no_store(Json(status).into_response())
+}
+
+/// Parses a drain request body: empty (or only whitespace) is the default request; otherwise it must be a
+/// JSON object (an array such as `[600]` is refused, although serde would read it as a struct) with
+/// `deadline_secs` at most 30 days. `Err` is the message of the 400 answer.
+pub fn parse_drain_body(body: &[u8]) -> Result<DrainRequest, String> {
+    let trimmed = body.trim_ascii();
+    if trimmed.is_empty() {
+        return Ok(DrainRequest::default());
+    }
+    let shape = "the body must be empty or a JSON object like {\"deadline_secs\": 600}";
+    let value: serde_json::Value = serde_json::from_slice(trimmed).map_err(|e| format!("{shape}: {e}"))?;
+    if !value.is_object() {
+        return Err(format!("{shape}, not a JSON {}", json_kind(&value)));
+    }
+    let request: DrainRequest = serde_json::from_value(value).map_err(|e| format!("{shape}: {e}"))?;
+    if request.deadline_secs.is_some_and(|s| s > MAX_DEADLINE_SECS) {
+        return Err(format!("deadline_secs must be at most {MAX_DEADLINE_SECS} (30 days)"));
+    }
+    Ok(request)
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
+async fn undrain_endpoint(state: DrainState, req: Request) -> Response {
+    if req.method() != Method::POST {
+        return method_not_allowed("POST");
+    }
+    let (parts, body) = req.into_parts();
+    if let Err(r) = authenticate(&state, &parts).await {
+        return r;
+    }
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return error(StatusCode::BAD_REQUEST, "bad_request", "the body is unreadable or over 4096 bytes")
+        }
+    };
+    let trimmed = body.trim_ascii();
+    if !trimmed.is_empty()
+        && !serde_json::from_slice::<serde_json::Value>(trimmed)
+            .is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()))
+    {
+        return error(StatusCode::BAD_REQUEST, "bad_request", "the undrain body must be empty or `{}`");
+    }
+    match state.undrain() {
+        Ok(status) => no_store(Json(status).into_response()),
+        Err(status) => error(
+            StatusCode::CONFLICT,
+            "conflict",
+            &format!(
+                "cannot undrain an instance that is {}; it is replaced, not revived",
+                state_name(status.state)
+            ),
+        ),
+    }
+}
+
+fn state_name(s: pulse_deploy_core::drain::wire::ServingState) -> &'static str {
+    use pulse_deploy_core::drain::wire::ServingState::*;
+    match s {
+        Serving => "serving",
+        Draining => "draining",
+        Drained => "drained",
+        ShuttingDown => "shutting_down",
+    }
 }
 
 async fn status_endpoint(state: DrainState, req: Request) -> Response {
@@ -191,6 +251,23 @@ mod tests {
             h.append(header::AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
         }
         h
+    }
+
+    #[test]
+    fn drain_body_must_be_an_object() {
+        assert_eq!(parse_drain_body(b""), Ok(DrainRequest::default()));
+        assert_eq!(parse_drain_body(b"  \n"), Ok(DrainRequest::default()));
+        assert_eq!(parse_drain_body(b"{}"), Ok(DrainRequest::default()));
+        assert_eq!(
+            parse_drain_body(br#"{"deadline_secs": 600}"#),
+            Ok(DrainRequest { deadline_secs: Some(600) })
+        );
+        let array = parse_drain_body(b"[600]").unwrap_err();
+        assert!(array.contains("not a JSON array"), "{array}");
+        assert!(parse_drain_body(b"600").is_err());
+        assert!(parse_drain_body(b"null").is_err());
+        assert!(parse_drain_body(br#"{"deadline_secs": 2592001}"#).is_err());
+        assert!(parse_drain_body(br#"{"deadline_secs": 18446744073709551615}"#).is_err());
     }
 
     #[test]

@@ -10,6 +10,33 @@ use pulse_deploy_core::{BoxError, Error, Result, Secret};
 use crate::identity::InstanceIdSource;
 use crate::secret::SecretSource;
 
+/// Longest accepted drain deadline, configured or requested (30 days).
+pub const MAX_DRAIN_DEADLINE: Duration = crate::state::MAX_DRAIN_DEADLINE;
+/// Longest accepted shutdown bound (1 hour; orchestrators kill long before).
+pub const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Longest accepted secret refresh interval (1 day).
+pub const MAX_SECRET_REFRESH: Duration = Duration::from_secs(24 * 3600);
+/// Longest accepted throttle window (1 hour).
+pub const MAX_THROTTLE_WINDOW: Duration = Duration::from_secs(3600);
+/// Most failed authentications accepted as the throttle bound.
+pub const MAX_AUTH_FAILURES: u32 = 1_000_000;
+
+/// Checks `value` is within `min..=max` (whole seconds in the message).
+fn in_range(name: &'static str, value: Duration, min: Duration, max: Duration) -> Result<()> {
+    if value < min || value > max {
+        return Err(Error::invalid(
+            name,
+            format!(
+                "must be between {} and {} seconds, got {}",
+                min.as_secs(),
+                max.as_secs(),
+                value.as_secs_f64()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Default drain deadline when the drain request names none (`PULSE_DRAIN_DEADLINE_SECS`).
 pub const DEFAULT_DRAIN_DEADLINE: Duration = Duration::from_secs(900);
 /// Default bound on the whole shutdown (`PULSE_SHUTDOWN_TIMEOUT_SECS`). Keep it below the orchestrator's
@@ -114,8 +141,10 @@ impl DrainConfigBuilder {
     /// | `PULSE_DRAIN_SECRET_FILE` | path of a file holding the secret (wins over the next) | — |
     /// | `PULSE_DRAIN_SECRET` | the secret (at least 16 printable characters) | — (required if no file) |
     /// | `PULSE_HEALTH_PATH` | the health path | `/health` |
-    /// | `PULSE_DRAIN_DEADLINE_SECS` | deadline when a drain request names none | 900 |
-    /// | `PULSE_SHUTDOWN_TIMEOUT_SECS` | bound on the whole shutdown | 8 |
+    /// | `PULSE_DRAIN_DEADLINE_SECS` | deadline when a drain request names none (0 to 2592000) | 900 |
+    /// | `PULSE_SHUTDOWN_TIMEOUT_SECS` | bound on the whole shutdown (1 to 3600) | 8 |
+    ///
+    /// Out-of-range values are refused by [`DrainConfigBuilder::build`] with an error naming the variable.
     pub fn from_env() -> Result<DrainConfigBuilder> {
         let version = env_nonempty("PULSE_VERSION").ok_or_else(|| {
             Error::invalid(
@@ -246,11 +275,20 @@ impl DrainConfigBuilder {
                 "must start with `/` and must not be under /_pulse/admin (health is public)",
             ));
         }
-        if self.shutdown_timeout.is_zero() {
-            return Err(Error::invalid("PULSE_SHUTDOWN_TIMEOUT_SECS", "must be at least 1 second"));
-        }
-        if self.max_auth_failures == 0 {
-            return Err(Error::invalid("throttle.max_failures", "must be at least 1"));
+        in_range("PULSE_DRAIN_DEADLINE_SECS", self.default_deadline, Duration::ZERO, MAX_DRAIN_DEADLINE)?;
+        in_range(
+            "PULSE_SHUTDOWN_TIMEOUT_SECS",
+            self.shutdown_timeout,
+            Duration::from_secs(1),
+            MAX_SHUTDOWN_TIMEOUT,
+        )?;
+        in_range("secret_refresh", self.secret_refresh, Duration::from_secs(1), MAX_SECRET_REFRESH)?;
+        in_range("throttle.window", self.throttle_window, Duration::from_secs(1), MAX_THROTTLE_WINDOW)?;
+        if !(1..=MAX_AUTH_FAILURES).contains(&self.max_auth_failures) {
+            return Err(Error::invalid(
+                "throttle.max_failures",
+                format!("must be between 1 and {MAX_AUTH_FAILURES}, got {}", self.max_auth_failures),
+            ));
         }
         Ok(DrainConfig {
             version,
@@ -264,5 +302,32 @@ impl DrainConfigBuilder {
             throttle_window: self.throttle_window,
             handle_signals: self.handle_signals,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder() -> DrainConfigBuilder {
+        DrainConfig::builder("v1").secret(Secret::new("test", "test-secret-0123456789abcdef").unwrap())
+    }
+
+    fn refused(b: DrainConfigBuilder) -> String {
+        b.build().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn every_duration_has_a_range() {
+        assert!(builder().build().is_ok());
+        let huge = Duration::from_secs(u64::MAX);
+        assert!(refused(builder().default_deadline(huge)).contains("PULSE_DRAIN_DEADLINE_SECS"));
+        assert!(builder().default_deadline(MAX_DRAIN_DEADLINE).build().is_ok());
+        assert!(builder().default_deadline(Duration::ZERO).build().is_ok());
+        assert!(refused(builder().shutdown_timeout(huge)).contains("PULSE_SHUTDOWN_TIMEOUT_SECS"));
+        assert!(refused(builder().shutdown_timeout(Duration::ZERO)).contains("PULSE_SHUTDOWN_TIMEOUT_SECS"));
+        assert!(refused(builder().secret_refresh(huge)).contains("secret_refresh"));
+        assert!(refused(builder().throttle(5, huge)).contains("throttle.window"));
+        assert!(refused(builder().throttle(0, Duration::from_secs(10))).contains("throttle.max_failures"));
     }
 }

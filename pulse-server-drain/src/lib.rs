@@ -71,6 +71,7 @@ mod shutdown;
 mod state;
 mod throttle;
 
+pub use admin::parse_drain_body;
 pub use config::{
     DrainConfig, DrainConfigBuilder, DEFAULT_DRAIN_DEADLINE, DEFAULT_MAX_AUTH_FAILURES,
     DEFAULT_SECRET_REFRESH, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_THROTTLE_WINDOW,
@@ -78,5 +79,5 @@ pub use config::{
 pub use gate::{is_websocket_upgrade, location_without_affinity, NewSessionGate, NewSessionGateLayer};
 pub use identity::InstanceIdSource;
 pub use secret::{SecretFactory, SecretSource};
-pub use shutdown::{going_away, serve, ShutdownReport};
+pub use shutdown::{going_away, serve, serve_with, ShutdownReport, HEADER_READ_TIMEOUT};
 pub use state::{DrainState, SessionGuard};

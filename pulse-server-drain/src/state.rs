@@ -20,6 +20,10 @@ use crate::secret::SecretStore;
 use crate::shutdown::Hook;
 use crate::throttle::Throttle;
 
+/// Longest drain deadline (30 days): longer ones, from a request or the configuration, are refused where
+/// they enter and clamped here.
+pub const MAX_DRAIN_DEADLINE: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// The shared serving state of one instance. Clone it freely (an `Arc` inside).
 #[derive(Clone)]
 pub struct DrainState {
@@ -127,15 +131,24 @@ impl DrainState {
     /// Starts draining (idempotent). `deadline` is counted from now (`None`: the configured default); if
     /// already draining, the earlier of the two deadlines is kept. Returns the status after the call.
     pub fn drain(&self, deadline: Option<Duration>) -> InstanceStatus {
-        let deadline = deadline.unwrap_or(self.inner.config.default_deadline);
+        // Clamped so that no deadline arithmetic can overflow (and panic while holding the lock).
+        let deadline = deadline.unwrap_or(self.inner.config.default_deadline).min(MAX_DRAIN_DEADLINE);
         {
             let mut guard = self.inner.drain.lock().expect("drain lock");
             let now = Instant::now();
             let wall = SystemTime::now();
-            let candidate = DrainInfo { since: wall, deadline: wall + deadline, deadline_at: now + deadline };
+            let (Some(deadline_wall), Some(deadline_at)) =
+                (wall.checked_add(deadline), now.checked_add(deadline))
+            else {
+                // Unreachable with the clamp above on any real clock; never panic under the lock.
+                drop(guard);
+                return self.status();
+            };
+            let candidate = DrainInfo { since: wall, deadline: deadline_wall, deadline_at };
             match guard.as_mut() {
                 None => {
                     *guard = Some(candidate);
+                    self.inner.drained.store(false, Ordering::SeqCst);
                     self.inner.draining.store(true, Ordering::SeqCst);
                     tracing::info!(
                         version = %self.version(),
@@ -154,6 +167,41 @@ impl DrainState {
             }
         }
         self.status()
+    }
+
+    /// Undrain: `draining` back to `serving` (clears `draining_since` and the deadline); `serving` stays
+    /// `serving`. `Err` with the unchanged status if the instance is `drained` or `shutting_down` (there is no
+    /// way back from those).
+    pub fn undrain(&self) -> std::result::Result<InstanceStatus, InstanceStatus> {
+        {
+            let mut guard = self.inner.drain.lock().expect("drain lock");
+            if self.inner.shutdown.is_cancelled() {
+                drop(guard);
+                return Err(self.status());
+            }
+            if let Some(info) = *guard {
+                if self.inner.drained.load(Ordering::SeqCst)
+                    || self.active_sessions() == 0
+                    || Instant::now() >= info.deadline_at
+                {
+                    self.inner.drained.store(true, Ordering::SeqCst);
+                    drop(guard);
+                    return Err(self.status());
+                }
+                *guard = None;
+                self.inner.draining.store(false, Ordering::SeqCst);
+                // A last session that ended between the check above and here may have latched `drained`;
+                // the instance was draining with sessions when undrain was decided, so it serves again.
+                self.inner.drained.store(false, Ordering::SeqCst);
+                tracing::info!(
+                    version = %self.version(),
+                    instance = %self.instance_id(),
+                    sessions = self.active_sessions(),
+                    "undrained: serving new sessions again"
+                );
+            }
+        }
+        Ok(self.status())
     }
 
     /// The status answered by the admin endpoints.

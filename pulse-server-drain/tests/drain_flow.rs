@@ -35,7 +35,7 @@ async fn drain_turns_new_sessions_away_serves_reconnects_and_fails_health_when_e
     assert_eq!(demo.state.active_sessions(), 2);
 
     // Drain through the deployer's own client.
-    let status = demo.drain_client().drain(&demo.endpoint(), Duration::from_secs(600)).await.unwrap();
+    let status = demo.drain_client().drain(&demo.as_instance(), Duration::from_secs(600)).await.unwrap();
     assert_eq!(status.state, ServingState::Draining);
     assert_eq!(status.instance_id, demo.instance);
     assert_eq!(status.active_sessions, 2);
@@ -93,7 +93,7 @@ async fn drain_turns_new_sessions_away_serves_reconnects_and_fails_health_when_e
     .await;
     assert_eq!(health.json()["state"], "drained");
     assert_eq!(health.json()["active_sessions"], 0);
-    assert_eq!(demo.drain_client().status(&demo.endpoint()).await.unwrap().state, ServingState::Drained);
+    assert_eq!(demo.drain_client().status(&demo.as_instance()).await.unwrap().state, ServingState::Drained);
     let _ = id_b;
 
     // Drained but not shut down: requests are still answered (page loads turned away).

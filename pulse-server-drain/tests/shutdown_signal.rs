@@ -118,6 +118,27 @@ async fn bad_configuration_exits_2_with_a_clear_message() {
     assert!(err.contains("PULSE_DRAIN_SECRET") && err.contains("at least 16"), "{err}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_timeouts_exit_2_naming_the_variable() {
+    for var in ["PULSE_DRAIN_DEADLINE_SECS", "PULSE_SHUTDOWN_TIMEOUT_SECS", "PULSE_SESSION_GRACE_SECS"] {
+        for value in ["18446744073709551615", "18446744073709551000", "2592001000"] {
+            let out = Command::new(env!("CARGO_BIN_EXE_pulse-demo-app"))
+                .env_remove("PULSE_DRAIN_SECRET_FILE")
+                .env("PULSE_VERSION", "v1")
+                .env("PULSE_DRAIN_SECRET", "test-secret-0123456789abcdef")
+                .env("PORT", "0")
+                .env(var, value)
+                .output()
+                .await
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{var}={value}: {err}");
+            assert!(err.contains(var) && err.contains("must be between"), "{var}={value}: {err}");
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
+}
+
 /// Opens a connection holding an unfinished request, and returns once the server's handler is waiting for
 /// its body (it answered `100 Continue`), so the server has a request in flight at shutdown.
 async fn hold_a_request_open(addr: &str) -> tokio::net::TcpStream {
@@ -175,4 +196,71 @@ async fn a_request_still_open_at_the_deadline_is_cut_and_reported() {
         sent.elapsed() >= Duration::from_millis(450),
         "it waited half its shutdown timeout for the request"
     );
+}
+
+/// Sends half a request line and returns the connection.
+async fn half_sent_request(addr: &str) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(b"GET /hea").await.unwrap();
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_half_sent_request_exits_0_at_once() {
+    // Before the fix, shutdown waited half its timeout (here 5 s) for the half-sent request and exited 1.
+    let (mut child, addr) =
+        spawn_demo(&[("PULSE_INSTANCE_ID", &unique("half")), ("PULSE_SHUTDOWN_TIMEOUT_SECS", "10")]).await;
+    let _half = half_sent_request(&addr).await;
+    // The server has accepted it: a full request on another connection is answered.
+    assert_eq!(get(&format!("http://{addr}/health")).await.status, StatusCode::OK);
+    let sent = Instant::now();
+    term(&child);
+    let status = tokio::time::timeout(Duration::from_secs(4), child.wait())
+        .await
+        .expect("a half-sent request does not hold the shutdown (well under half its 10 s timeout)")
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "a connection holding no request is not an unclean shutdown");
+    assert!(sent.elapsed() < Duration::from_secs(4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_client_is_closed_after_the_header_read_timeout() {
+    use tokio::io::AsyncReadExt;
+    let instance = unique("slow");
+    let config = pulse_server_drain::DrainConfig::builder("v1")
+        .instance_id(&instance)
+        .secret(secret())
+        .handle_signals(false)
+        .build()
+        .unwrap();
+    let state = pulse_server_drain::DrainState::start(config).await.unwrap();
+    let app = state.router();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = tokio::spawn(pulse_server_drain::serve_with(
+        listener,
+        app,
+        state.clone(),
+        Duration::from_millis(500),
+    ));
+    let mut half = half_sent_request(&addr).await;
+    let opened = Instant::now();
+    let mut buf = [0u8; 512];
+    // The server closes the connection (possibly after a 408 answer) within the timeout, not never.
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match half.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the half-sent request's connection was still open after 5 s");
+    assert!(opened.elapsed() >= Duration::from_millis(400), "closed by the timeout, not at once");
+    // A normal client is still served.
+    assert_eq!(get(&format!("http://{addr}/health")).await.status, StatusCode::OK);
+    state.begin_shutdown("test");
+    let report = server.await.unwrap().unwrap();
+    assert!(report.is_clean(), "{report:?}");
 }

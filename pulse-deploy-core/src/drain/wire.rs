@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 /// Path of the drain endpoint (`POST`).
 pub const DRAIN_PATH: &str = "/_pulse/admin/drain";
+/// Path of the undrain endpoint (`POST`): `draining` back to `serving`.
+pub const UNDRAIN_PATH: &str = "/_pulse/admin/undrain";
 /// Path of the authenticated status endpoint (`GET`).
 pub const STATUS_PATH: &str = "/_pulse/admin/status";
 /// Default health path.
@@ -90,7 +92,8 @@ pub struct HealthBody {
 /// Body of every error answer of the admin endpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
-    /// A stable machine-readable code: `unauthorized`, `method_not_allowed`, `too_many_requests`, `bad_request`.
+    /// A stable machine-readable code: `unauthorized`, `method_not_allowed`, `too_many_requests`, `bad_request`,
+    /// `conflict` (undrain of a drained or shutting-down instance).
     pub error: String,
     /// A human-readable explanation (never echoes the credential).
     pub message: String,

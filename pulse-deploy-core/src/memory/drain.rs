@@ -12,8 +12,8 @@ use async_trait::async_trait;
 
 use super::cluster::InMemoryCluster;
 use super::world::DrainMark;
-use crate::drain::{DrainClient, InstanceStatus};
-use crate::{Endpoint, Error, Result};
+use crate::drain::{DrainClient, InstanceStatus, ServingState};
+use crate::{Endpoint, Error, Instance, Result};
 
 /// The in-memory [`DrainClient`]. Get one from [`InMemoryCluster::drain_client`].
 #[derive(Debug, Clone)]
@@ -32,6 +32,13 @@ impl InMemoryDrainClient {
     }
 }
 
+fn endpoint_of(instance: &Instance) -> Result<&Endpoint> {
+    instance.endpoint.as_ref().ok_or_else(|| Error::Unavailable {
+        what: format!("instance {}", instance.id),
+        message: "it has no endpoint yet".into(),
+    })
+}
+
 fn unreachable(endpoint: &Endpoint) -> Error {
     Error::Unavailable {
         what: format!("instance at {endpoint}"),
@@ -41,7 +48,8 @@ fn unreachable(endpoint: &Endpoint) -> Error {
 
 #[async_trait]
 impl DrainClient for InMemoryDrainClient {
-    async fn drain(&self, endpoint: &Endpoint, deadline: Duration) -> Result<InstanceStatus> {
+    async fn drain(&self, instance: &Instance, deadline: Duration) -> Result<InstanceStatus> {
+        let endpoint = endpoint_of(instance)?;
         let now = self.cluster.now();
         let mut world = self.cluster.locked_at(now);
         let id =
@@ -61,10 +69,34 @@ impl DrainClient for InMemoryDrainClient {
         Ok(world.instance_status(version, instance, now))
     }
 
-    async fn status(&self, endpoint: &Endpoint) -> Result<InstanceStatus> {
+    async fn status(&self, instance: &Instance) -> Result<InstanceStatus> {
+        let endpoint = endpoint_of(instance)?;
         let now = self.cluster.now();
         let world = self.cluster.locked_at(now);
         let (_, version, instance) = world.instance_at(endpoint).ok_or_else(|| unreachable(endpoint))?;
         Ok(world.instance_status(version, instance, now))
+    }
+
+    async fn undrain(&self, instance: &Instance) -> Result<InstanceStatus> {
+        let endpoint = endpoint_of(instance)?;
+        let now = self.cluster.now();
+        let mut world = self.cluster.locked_at(now);
+        let (_, _, record) = world.instance_at(endpoint).ok_or_else(|| unreachable(endpoint))?;
+        let state = world.serving_state(record, now);
+        if matches!(state, ServingState::Drained | ServingState::ShuttingDown) {
+            return Err(Error::Conflict {
+                message: format!(
+                    "instance at {endpoint} is {state:?}: a drained or shutting-down instance is replaced, never revived"
+                ),
+            });
+        }
+        let id = record.id.clone();
+        for version in world.apps.values_mut().flat_map(|app| app.versions.iter_mut()) {
+            for record in version.instances.iter_mut().filter(|i| i.id == id) {
+                record.drain = None;
+            }
+        }
+        let (_, version, record) = world.instance_at(endpoint).ok_or_else(|| unreachable(endpoint))?;
+        Ok(world.instance_status(version, record, now))
     }
 }

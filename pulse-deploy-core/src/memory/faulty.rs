@@ -34,7 +34,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::drain::{DrainClient, InstanceStatus};
 use crate::{
-    AppName, Endpoint, Error, Orchestrator, OrchestratorCapabilities, Release, Result, RouterCapabilities,
+    AppName, Error, Instance, Orchestrator, OrchestratorCapabilities, Release, Result, RouterCapabilities,
     RoutingState, TrafficRouter, VersionId, VersionRoute, VersionState, Weights,
 };
 
@@ -322,11 +322,15 @@ impl<T: TrafficRouter + ?Sized> TrafficRouter for Faulty<T> {
 
 #[async_trait]
 impl<T: DrainClient + ?Sized> DrainClient for Faulty<T> {
-    async fn drain(&self, endpoint: &Endpoint, deadline: Duration) -> Result<InstanceStatus> {
-        self.call("drain", self.inner.drain(endpoint, deadline)).await
+    async fn drain(&self, instance: &Instance, deadline: Duration) -> Result<InstanceStatus> {
+        self.call("drain", self.inner.drain(instance, deadline)).await
     }
 
-    async fn status(&self, endpoint: &Endpoint) -> Result<InstanceStatus> {
-        self.call("status", self.inner.status(endpoint)).await
+    async fn status(&self, instance: &Instance) -> Result<InstanceStatus> {
+        self.call("status", self.inner.status(instance)).await
+    }
+
+    async fn undrain(&self, instance: &Instance) -> Result<InstanceStatus> {
+        self.call("undrain", self.inner.undrain(instance)).await
     }
 }

@@ -55,7 +55,7 @@ async fn health(cluster: &InMemoryCluster, version: &str) -> Vec<Health> {
 
 async fn drain_version(cluster: &InMemoryCluster, version: &str, deadline: Duration) {
     for instance in state(cluster, version).await.unwrap().instances {
-        cluster.drain_client().drain(instance.endpoint.as_ref().unwrap(), deadline).await.unwrap();
+        cluster.drain_client().drain(&instance, deadline).await.unwrap();
     }
 }
 
@@ -123,7 +123,7 @@ async fn drain_keeps_the_earlier_deadline_and_reports_drained_at_zero_sessions()
     deploy_attached(&cluster, "v1", 1).await;
     all_to(&cluster, "v1").await;
     let session = cluster.open_session(&app(), None).unwrap();
-    let endpoint = state(&cluster, "v1").await.unwrap().instances[0].endpoint.clone().unwrap();
+    let endpoint = state(&cluster, "v1").await.unwrap().instances[0].clone();
     let client = cluster.drain_client();
     assert_eq!(client.status(&endpoint).await.unwrap().state, ServingState::Serving);
     let first = client.drain(&endpoint, Duration::from_secs(60)).await.unwrap();
@@ -147,7 +147,7 @@ async fn drain_keeps_the_earlier_deadline_and_reports_drained_at_zero_sessions()
         vec![Health::Unhealthy],
         "a drained instance fails its health check"
     );
-    let unknown = crate::Endpoint::new("mem-999", 1);
+    let unknown = crate::Instance { endpoint: Some(crate::Endpoint::new("mem-999", 1)), ..endpoint.clone() };
     assert!(matches!(client.status(&unknown).await, Err(Error::Unavailable { .. })));
 }
 
@@ -157,7 +157,7 @@ async fn a_draining_instance_is_drained_past_its_deadline_and_shuts_down_when_re
     deploy_attached(&cluster, "v1", 1).await;
     all_to(&cluster, "v1").await;
     cluster.open_session(&app(), None).unwrap();
-    let endpoint = state(&cluster, "v1").await.unwrap().instances[0].endpoint.clone().unwrap();
+    let endpoint = state(&cluster, "v1").await.unwrap().instances[0].clone();
     let client = cluster.drain_client();
     client.drain(&endpoint, Duration::from_secs(30)).await.unwrap();
     tokio::time::sleep(Duration::from_secs(30)).await;
@@ -425,4 +425,27 @@ async fn crash_after_stops_every_later_call_until_healed() {
     orchestrator.heal();
     orchestrator.retire(&app(), &v("v1")).await.unwrap();
     assert!(cluster.versions_running(&app()).is_empty());
+}
+
+#[tokio::test]
+async fn undrain_takes_a_draining_instance_back_to_serving_but_never_revives_a_drained_one() {
+    let cluster = InMemoryCluster::new();
+    deploy_attached(&cluster, "v1", 1).await;
+    all_to(&cluster, "v1").await;
+    let session = cluster.open_session(&app(), None).unwrap();
+    let instance = state(&cluster, "v1").await.unwrap().instances[0].clone();
+    let client = cluster.drain_client();
+    assert_eq!(client.undrain(&instance).await.unwrap().state, ServingState::Serving, "serving: a no-op");
+    client.drain(&instance, Duration::from_secs(60)).await.unwrap();
+    let back = client.undrain(&instance).await.unwrap();
+    assert_eq!((back.state, back.draining_since, back.deadline), (ServingState::Serving, None, None));
+    client.drain(&instance, Duration::from_secs(60)).await.unwrap();
+    assert!(cluster.close_session(session));
+    assert_eq!(client.status(&instance).await.unwrap().state, ServingState::Drained);
+    assert!(matches!(client.undrain(&instance).await, Err(Error::Conflict { .. })));
+    assert_eq!(
+        client.status(&instance).await.unwrap().state,
+        ServingState::Drained,
+        "a refusal changes nothing"
+    );
 }

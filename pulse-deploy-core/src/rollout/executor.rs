@@ -16,7 +16,7 @@ use super::observed::{InstanceReport, Observed, ObservedVersion};
 use super::plan::{plan, Desired, Plan, PlanFailure, PlanMemory};
 use super::{Action, RolloutPolicy};
 use crate::clock::{Clock, TokioClock};
-use crate::drain::{drain_all, DrainClient};
+use crate::drain::{drain_all, verified, DrainClient};
 use crate::{AppName, Error, Orchestrator, Release, Result, TrafficRouter, VersionId};
 
 /// When [`Executor::deploy`] returns.
@@ -176,14 +176,11 @@ impl Executor {
         let at = self.clock.now();
         let observed = join_all(versions.into_iter().map(|state| async move {
             let reports = join_all(state.live_instances().map(|i| async move {
-                let report = match &i.endpoint {
-                    Some(ep) => match self.drain.status(ep).await {
-                        Ok(s) => InstanceReport::Status(s),
-                        // A refused secret is a configuration error, not an unreachable instance: stop.
-                        Err(e @ Error::Unauthorized { .. }) => return Err(e),
-                        Err(e) => InstanceReport::Unreachable(e.to_string()),
-                    },
-                    None => InstanceReport::Unreachable("no endpoint yet".into()),
+                let report = match verified::status(self.drain.as_ref(), i).await {
+                    Ok(s) => InstanceReport::Status(s),
+                    // A refused secret is a configuration error, not an unreachable instance: stop.
+                    Err(e @ Error::Unauthorized { .. }) => return Err(e),
+                    Err(e) => InstanceReport::Unreachable(e.to_string()),
                 };
                 Ok((i.id.clone(), report))
             }))

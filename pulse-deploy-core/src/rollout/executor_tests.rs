@@ -43,8 +43,9 @@ mock! {
     Drain {}
     #[async_trait]
     impl DrainClient for Drain {
-        async fn drain(&self, endpoint: &Endpoint, deadline: Duration) -> Result<InstanceStatus>;
-        async fn status(&self, endpoint: &Endpoint) -> Result<InstanceStatus>;
+        async fn drain(&self, instance: &Instance, deadline: Duration) -> Result<InstanceStatus>;
+        async fn status(&self, instance: &Instance) -> Result<InstanceStatus>;
+        async fn undrain(&self, instance: &Instance) -> Result<InstanceStatus>;
     }
 }
 

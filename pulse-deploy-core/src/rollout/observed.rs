@@ -87,11 +87,22 @@ impl Observed {
     }
 
     /// The router's health for one instance of a version (Unknown if not a target).
+    ///
+    /// Routers see addresses, orchestrators see ids: a target is matched to the instance by the
+    /// instance's endpoint (see [`crate::Target`]), so a router that knows only IP and port (the ALB)
+    /// reports health the engine can use.
     pub fn health(&self, version: &VersionId, instance: &InstanceId) -> Health {
+        let Some(endpoint) = self
+            .version(version)
+            .and_then(|v| v.state.instances.iter().find(|i| &i.id == instance))
+            .and_then(|i| i.endpoint.as_ref())
+        else {
+            return Health::Unknown;
+        };
         self.routing
             .versions
             .get(version)
-            .and_then(|rv| rv.targets.iter().find(|t| &t.target.instance == instance))
+            .and_then(|rv| rv.targets.iter().find(|t| &t.target.endpoint == endpoint))
             .map(|t| t.health)
             .unwrap_or(Health::Unknown)
     }

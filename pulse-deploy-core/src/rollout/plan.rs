@@ -198,9 +198,9 @@ pub fn plan(desired: &Desired, observed: &Observed, memory: &PlanMemory, policy:
             continue;
         }
         if let Some(rv) = observed.routing.versions.get(v.id()) {
-            let mut current = rv.route.targets.clone();
-            current.sort();
-            if current != targets_of(v) {
+            // Targets are identified by endpoint (a router may not know instance ids).
+            let endpoints = |t: &[Target]| t.iter().map(|t| t.endpoint.clone()).collect::<BTreeSet<_>>();
+            if endpoints(&rv.route.targets) != endpoints(&targets_of(v)) {
                 out.actions.push(Action::Attach(VersionRoute::for_release(&v.state.release, targets_of(v))));
             }
         }

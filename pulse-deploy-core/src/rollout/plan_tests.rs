@@ -467,3 +467,15 @@ fn an_instance_that_stops_answering_after_holding_sessions_is_waited_for() {
     let p = plan(&deploy("v2"), &late.observed(), &memory, &RolloutPolicy::default());
     assert_eq!(kinds(&p), ["detach v1", "retire v1"]);
 }
+
+#[test]
+fn targets_are_matched_to_instances_by_endpoint_not_by_the_routers_id() {
+    // A router that keeps only addresses (the ALB) reports `host:port` where the instance id would be.
+    let mut w = World::new().version("v1", 2, 0).attached("v1", Health::Healthy);
+    let rv = w.routing.versions.get_mut(&vid("v1")).unwrap();
+    for t in rv.route.targets.iter_mut().chain(rv.targets.iter_mut().map(|t| &mut t.target)) {
+        t.instance = InstanceId(t.endpoint.to_string());
+    }
+    let p = run(&deploy("v1"), &w);
+    assert_eq!(p.actions, [Action::SetWeights(Weights::all_to(vid("v1")))], "healthy, and no re-attach");
+}

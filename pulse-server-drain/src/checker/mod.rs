@@ -17,6 +17,7 @@
 //! ```
 
 mod client;
+mod redact;
 mod report;
 
 use std::time::{Duration, SystemTime};
@@ -105,7 +106,9 @@ pub async fn check(base_url: &str, secret: &Secret, options: &CheckOptions) -> R
         ));
     }
     let http = Http::new(base_url, options.request_timeout);
-    let mut report = Report { target: base_url.trim_end_matches('/').to_owned(), checks: vec![] };
+    let redactor = redact::Redactor::new(secret.expose());
+    let target = redactor.redact(base_url.trim_end_matches('/'));
+    let mut report = Report { target, checks: vec![], redactor };
     let auth = bearer(secret);
     let wrong = ("authorization", format!("Bearer {}x", secret.expose()));
     let hp = options.health_path.as_str();

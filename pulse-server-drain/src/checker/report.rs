@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::redact::Redactor;
+
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -31,17 +33,21 @@ pub struct Report {
     pub target: String,
     /// The checks, in the order they ran.
     pub checks: Vec<Check>,
+    /// Applied to every name and `saw` recorded (see [`Redactor`]).
+    pub(crate) redactor: Redactor,
 }
 
 impl Report {
     pub(crate) fn record(&mut self, name: &str, passed: bool, saw: impl Into<String>) -> bool {
         let outcome = if passed { Outcome::Passed } else { Outcome::Failed };
-        self.checks.push(Check { name: name.into(), outcome, saw: saw.into() });
+        let (name, saw) = (self.redactor.redact(name), self.redactor.redact(&saw.into()));
+        self.checks.push(Check { name, outcome, saw });
         passed
     }
 
     pub(crate) fn skip(&mut self, name: &str, why: impl Into<String>) {
-        self.checks.push(Check { name: name.into(), outcome: Outcome::Skipped, saw: why.into() });
+        let (name, saw) = (self.redactor.redact(name), self.redactor.redact(&why.into()));
+        self.checks.push(Check { name, outcome: Outcome::Skipped, saw });
     }
 
     /// Whether no check failed.

@@ -63,6 +63,12 @@ impl DemoConfig {
             let secs: u64 = v.trim().parse().map_err(|_| {
                 Error::invalid("PULSE_SESSION_GRACE_SECS", format!("`{v}` is not a whole number of seconds"))
             })?;
+            if secs > 86_400 {
+                return Err(Error::invalid(
+                    "PULSE_SESSION_GRACE_SECS",
+                    format!("must be between 0 and 86400 seconds, got {secs}"),
+                ));
+            }
             c.session_grace = Duration::from_secs(secs);
         }
         Ok(c)

@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use pulse_deploy_core::drain::HttpDrainClient;
-use pulse_deploy_core::{Endpoint, Secret};
+use pulse_deploy_core::{Endpoint, Instance, InstanceState, Secret, VersionId};
 use pulse_server_drain::demo::{self, DemoConfig};
 use pulse_server_drain::{DrainConfig, DrainState, ShutdownReport};
 use tokio::net::TcpStream;
@@ -67,8 +67,14 @@ pub async fn start_demo_with(
 }
 
 impl Demo {
-    pub fn endpoint(&self) -> Endpoint {
-        Endpoint::new("127.0.0.1", self.addr.port())
+    /// The demo as the deployer sees it: its instance id and endpoint.
+    pub fn as_instance(&self) -> Instance {
+        Instance {
+            id: self.instance.as_str().into(),
+            version: VersionId::new("v1").unwrap(),
+            state: InstanceState::Running,
+            endpoint: Some(Endpoint::new("127.0.0.1", self.addr.port())),
+        }
     }
 
     pub fn drain_client(&self) -> HttpDrainClient {

@@ -3,18 +3,30 @@
 
 use std::process::ExitCode;
 
-use pulse_deploy_tests::e2e::{run, E2eConfig};
+use pulse_deploy_tests::e2e::{run, AppKind, E2eConfig};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     pulse_deploy_tests::init_logging();
     let workspace = pulse_deploy_tests::workspace_root();
     let mut config = E2eConfig::new(workspace);
-    for arg in std::env::args().skip(1) {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
         match arg.as_str() {
             "--no-build" => config.build_image = false,
+            "--app" => match args.next().as_deref().map(AppKind::parse) {
+                Some(Ok(kind)) => config.app = kind,
+                Some(Err(e)) => {
+                    eprintln!("pulse-e2e: {e}");
+                    return ExitCode::FAILURE;
+                }
+                None => {
+                    eprintln!("pulse-e2e: --app needs `demo` or `pulse`");
+                    return ExitCode::FAILURE;
+                }
+            },
             "-h" | "--help" => {
-                println!("pulse-e2e [--no-build]\n\nRuns the whole multi-version rollout on Docker + Envoy and writes target/e2e/report.json and timeline.svg.\n  --no-build   use the existing demo image instead of building it");
+                println!("pulse-e2e [--no-build] [--app demo|pulse]\n\nRuns the whole multi-version rollout on Docker + Envoy and writes target/e2e/report.json and timeline.svg.\n  --no-build   use the existing demo image instead of building it\n  --app        demo (default: the Rust demo app) or pulse (the example Pulse app, examples/pulse-app)");
                 return ExitCode::SUCCESS;
             }
             other => {
@@ -22,6 +34,9 @@ async fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
+    }
+    if config.app == AppKind::Pulse {
+        config.out_dir = config.workspace.join("target/e2e-pulse");
     }
     let interrupt = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

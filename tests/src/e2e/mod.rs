@@ -13,6 +13,7 @@
 //! left running; it writes `report.json` and `timeline.svg` into its output directory, and cleans up on
 //! success, failure and interruption.
 
+mod app_kind;
 mod setup;
 
 use std::collections::BTreeMap;
@@ -26,8 +27,9 @@ use pulse_deploy_core::{Release, VersionId, VersionPhase};
 
 use crate::load::Load;
 use crate::report::{Report, StepReport};
-use crate::session::{self, Fate, SessionHandle, SessionRecord};
+use crate::session::{Fate, SessionHandle, SessionRecord};
 use crate::timeline::{self, Mark, Sample};
+pub use app_kind::AppKind;
 pub use setup::Env;
 
 /// What the run does and where it writes.
@@ -43,8 +45,11 @@ pub struct E2eConfig {
     pub sessions_v2: usize,
     /// v2's drain deadline (step 5 waits for it).
     pub v2_deadline: Duration,
-    /// Build the demo image first (skip when it is known to be current).
+    /// Build the demo image first (skip when it is known to be current). The Pulse app's images are
+    /// always checked (they are cached by content tag).
     pub build_image: bool,
+    /// The app deployed.
+    pub app: AppKind,
 }
 
 impl E2eConfig {
@@ -58,6 +63,7 @@ impl E2eConfig {
             sessions_v2: 20,
             v2_deadline: Duration::from_secs(40),
             build_image: true,
+            app: AppKind::Demo,
         }
     }
 }
@@ -128,14 +134,16 @@ fn write(config: &E2eConfig, report: &Report) {
 }
 
 fn release(env: &Env, version: &str, deadline: Duration) -> Result<Release, String> {
-    Release::builder(env.app.as_str(), version, env.image.clone())
+    let mut b = Release::builder(env.app.as_str(), version, env.image.clone())
         .replicas(2)
         .port(8000)
+        .health_path(env.kind.health_path())
         .drain_deadline(deadline)
-        .stop_grace(Duration::from_secs(10))
-        .env("PULSE_SESSION_GRACE_SECS", "3")
-        .build()
-        .map_err(|e| e.to_string())
+        .stop_grace(Duration::from_secs(10));
+    for (k, v) in env.kind.env(&env.session_secret) {
+        b = b.env(k, v);
+    }
+    b.build().map_err(|e| e.to_string())
 }
 
 fn vid(s: &str) -> VersionId {
@@ -155,7 +163,8 @@ async fn scenario(env: &Env, config: &E2eConfig, report: &mut Report) -> Result<
     env.controller
         .wait_for("v1 to have every new session", STEP_TIMEOUT, |p| p.target == Some(vid("v1")) && p.shifted)
         .await?;
-    progress(t0, "v1 is healthy and has every new session");
+    env.check_drain_protocol(&vid("v1")).await?;
+    progress(t0, "v1 is healthy, has every new session and answers the drain protocol");
     let v1_sessions = env.open_sessions(config.sessions_v1, None).await?;
     expect_all_on(&v1_sessions, "v1")?;
     let v1_pins: BTreeMap<usize, String> =
@@ -164,7 +173,7 @@ async fn scenario(env: &Env, config: &E2eConfig, report: &mut Report) -> Result<
         t0,
         format!("{} sessions open on v1 across {} instances", v1_sessions.len(), distinct(&v1_pins)),
     );
-    let load = Load::start(env.http.clone(), env.base.clone(), 4, Duration::from_millis(100));
+    let load = Load::start_for(env.kind, env.http.clone(), env.base.clone(), 4, Duration::from_millis(100));
     step("1. deploy v1 and open sessions", s);
 
     // 2. v2 takes every new session; v1 drains and keeps its sessions.
@@ -187,7 +196,7 @@ async fn scenario(env: &Env, config: &E2eConfig, report: &mut Report) -> Result<
         }
     }
     progress(t0, format!("all {} v1 sessions still answer on their version and instance", v1_sessions.len()));
-    let stale = session::open(9999, &env.http, &env.base, Some("v1"), Duration::from_secs(1)).await?;
+    let stale = env.kind.open_session(9999, &env.http, &env.base, Some("v1")).await?;
     let r = stale.record();
     if r.first_version != "v2" {
         return Err(format!("a page load carrying v1's affinity landed on {}, not v2", r.first_version));

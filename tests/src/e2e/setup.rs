@@ -6,17 +6,17 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use pulse_deploy_core::drain::{DrainClient, HttpDrainClient, InstanceStatus};
+use pulse_deploy_core::drain::{HttpDrainClient, InstanceStatus};
 use pulse_deploy_core::rollout::{Executor, RolloutEvent, RolloutPolicy};
 use pulse_deploy_core::{AppName, Orchestrator, Secret, TrafficRouter, VersionId};
 use pulse_deploy_local::docker::{build_demo_image, connect_docker, DEMO_IMAGE};
 use pulse_deploy_local::{DockerOrchestrator, EnvoyRouter};
 use rand::Rng;
 
-use super::{progress, sample, E2eConfig, Timeline};
+use super::{progress, sample, AppKind, E2eConfig, Timeline};
 use crate::controller::Controller;
 use crate::http::HttpClient;
-use crate::session::{self, SessionHandle};
+use crate::session::SessionHandle;
 use crate::timeline::{Mark, Sample};
 
 /// What is left after cleanup.
@@ -36,6 +36,10 @@ pub struct Env {
     pub app: AppName,
     /// The image every version runs.
     pub image: String,
+    /// The app deployed.
+    pub kind: AppKind,
+    /// The Pulse app's own session-cookie secret (`PULSE_SECRET`; not the drain secret).
+    pub session_secret: String,
     /// Envoy's public listener, `127.0.0.1:PORT`.
     pub base: String,
     /// HTTP client for page loads.
@@ -55,11 +59,22 @@ impl Env {
     pub async fn start(config: &E2eConfig, t0: Instant) -> Result<Env, String> {
         let e = |e: pulse_deploy_core::Error| e.to_string();
         let docker = connect_docker().await.map_err(e)?;
-        if config.build_image {
-            progress(t0, format!("building the demo app (static binary) and its image {DEMO_IMAGE}"));
-            build_demo_image(&docker, &config.workspace, DEMO_IMAGE).await.map_err(e)?;
-            progress(t0, "image built");
-        }
+        let image = match config.app {
+            AppKind::Demo => {
+                if config.build_image {
+                    progress(t0, format!("building the demo app (static binary) and its image {DEMO_IMAGE}"));
+                    build_demo_image(&docker, &config.workspace, DEMO_IMAGE).await.map_err(e)?;
+                    progress(t0, "image built");
+                }
+                DEMO_IMAGE.to_string()
+            }
+            AppKind::Pulse => {
+                progress(t0, "the example Pulse app's image (Python images built once, cached by content)");
+                let image = crate::python_image::ensure_app_image(&docker, &config.workspace).await?;
+                progress(t0, format!("image {image}"));
+                image
+            }
+        };
         let suffix: u32 = rand::thread_rng().gen_range(0..0x10000);
         let app = AppName::new(format!("e2e-{suffix:04x}")).map_err(e)?;
         let token: String = (0..32).map(|_| format!("{:x}", rand::thread_rng().gen_range(0..16u8))).collect();
@@ -140,7 +155,9 @@ impl Env {
         Ok(Env {
             t0,
             app,
-            image: DEMO_IMAGE.to_string(),
+            image,
+            kind: config.app,
+            session_secret: (0..32).map(|_| format!("{:x}", rand::thread_rng().gen_range(0..16u8))).collect(),
             base,
             http: HttpClient::new(),
             controller,
@@ -176,9 +193,26 @@ impl Env {
         affinity: Option<&str>,
     ) -> Result<Vec<SessionHandle>, String> {
         let first = self.sessions_opened.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
-        let opens = (0..n)
-            .map(|i| session::open(first + i, &self.http, &self.base, affinity, Duration::from_secs(1)));
+        let opens = (0..n).map(|i| self.kind.open_session(first + i, &self.http, &self.base, affinity));
         futures::future::join_all(opens).await.into_iter().collect()
+    }
+
+    /// Checks that every live instance of `version` answers the drain protocol's status call (an app
+    /// without the drain endpoints could never be drained; say so now rather than at a timeout).
+    pub async fn check_drain_protocol(&self, version: &VersionId) -> Result<(), String> {
+        let versions = self.orchestrator.versions(&self.app).await.map_err(|e| e.to_string())?;
+        let v =
+            versions.iter().find(|v| v.version() == version).ok_or(format!("{version} is not running"))?;
+        for i in v.live_instances() {
+            if let Err(e) = pulse_deploy_core::drain::verified::status(self.drain.as_ref(), i).await {
+                return Err(format!(
+                    "instance {} of {version} does not answer the drain protocol's status ({e}); the app \
+                     must implement docs/drain-protocol.md (for a Pulse app: the drain plugin in its App)",
+                    i.id
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The drain deadline the instances of `version` report.
@@ -188,8 +222,9 @@ impl Env {
             versions.iter().find(|v| v.version() == version).ok_or(format!("{version} is not running"))?;
         let mut deadline = None;
         for i in v.live_instances() {
-            let ep = i.endpoint.as_ref().ok_or("instance without endpoint")?;
-            let status: InstanceStatus = self.drain.status(ep).await.map_err(|e| e.to_string())?;
+            let status: InstanceStatus = pulse_deploy_core::drain::verified::status(self.drain.as_ref(), i)
+                .await
+                .map_err(|e| e.to_string())?;
             deadline = deadline.max(status.deadline);
         }
         deadline.ok_or(format!("{version} reports no drain deadline"))
