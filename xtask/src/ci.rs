@@ -6,9 +6,11 @@
 //! 4. the pinned tools (Envoy, moto) installed into `.venv`;
 //! 5. the Python images (`cargo xtask python-image`: built once per Docker daemon, cached by content tag;
 //!    the tests of the example Pulse app run in them);
-//! 6. every test of the workspace;
-//! 7. the rollout simulation (its report line printed);
-//! 8. the end-to-end flow (`cargo xtask e2e`).
+//! 6. the Python plugin's tests (`cargo xtask pytest`, in a container of the venv image; pytest's exit 5,
+//!    nothing collected, fails);
+//! 7. every test of the workspace;
+//! 8. the rollout simulation (its report line printed);
+//! 9. the end-to-end flow (`cargo xtask e2e`).
 //!
 //! With `CI=true` (set by `.ci/run`), tests that need Docker or Envoy fail instead of skipping.
 
@@ -30,6 +32,7 @@ pub fn run(_args: &[String]) -> Result<(), String> {
     crate::terraform::run(&[])?;
     let tools = crate::tools::ensure()?;
     crate::python::image(&[])?;
+    crate::python::pytest(&[])?;
     step(
         "cargo test (workspace)",
         Command::new(cargo())
