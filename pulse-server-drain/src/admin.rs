@@ -124,19 +124,23 @@ async fn authenticate(state: &DrainState, req: &http::request::Parts) -> Result<
     }
 }
 
-async fn drain_endpoint(state: DrainState, req: Request) -> Response {
+/// The checks every admin `POST` passes, in the spec's order: method (405), then throttling and
+/// credentials ([`authenticate`]: 429, 401), then a body of at most 4096 bytes (400).
+async fn authenticated_post_body(state: &DrainState, req: Request) -> Result<axum::body::Bytes, Response> {
     if req.method() != Method::POST {
-        return method_not_allowed("POST");
+        return Err(method_not_allowed("POST"));
     }
     let (parts, body) = req.into_parts();
-    if let Err(r) = authenticate(&state, &parts).await {
-        return r;
-    }
-    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+    authenticate(state, &parts).await?;
+    axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        error(StatusCode::BAD_REQUEST, "bad_request", "the body is unreadable or over 4096 bytes")
+    })
+}
+
+async fn drain_endpoint(state: DrainState, req: Request) -> Response {
+    let body = match authenticated_post_body(&state, req).await {
         Ok(b) => b,
-        Err(_) => {
-            return error(StatusCode::BAD_REQUEST, "bad_request", "the body is unreadable or over 4096 bytes")
-        }
+        Err(r) => return r,
     };
     let request = match parse_drain_body(&body) {
         Ok(r) => r,
@@ -178,18 +182,9 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 }
 
 async fn undrain_endpoint(state: DrainState, req: Request) -> Response {
-    if req.method() != Method::POST {
-        return method_not_allowed("POST");
-    }
-    let (parts, body) = req.into_parts();
-    if let Err(r) = authenticate(&state, &parts).await {
-        return r;
-    }
-    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+    let body = match authenticated_post_body(&state, req).await {
         Ok(b) => b,
-        Err(_) => {
-            return error(StatusCode::BAD_REQUEST, "bad_request", "the body is unreadable or over 4096 bytes")
-        }
+        Err(r) => return r,
     };
     let trimmed = body.trim_ascii();
     if !trimmed.is_empty()
