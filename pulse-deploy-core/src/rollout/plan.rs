@@ -22,6 +22,7 @@ use std::time::SystemTime;
 
 use super::observed::{InstanceReport, Observed, ObservedVersion};
 use super::{Action, RolloutPolicy};
+use crate::drain::wire::deadline;
 use crate::drain::{InstanceStatus, ServingState};
 use crate::{AppName, Health, InstanceId, Release, Target, VersionId, VersionPhase, VersionRoute, Weights};
 
@@ -387,10 +388,8 @@ fn drain_progress(observed: &Observed, memory: &PlanMemory, v: &ObservedVersion)
         match v.reports.get(&i.id) {
             Some(InstanceReport::Status(s)) if s.state.is_draining() => {
                 p.signalled += 1;
-                let past_deadline = s.deadline.is_some_and(|d| observed.at >= d);
                 let done = matches!(s.state, ServingState::Drained | ServingState::ShuttingDown)
-                    || s.active_sessions == 0
-                    || past_deadline;
+                    || deadline::is_drained(s.active_sessions, observed.at, s.deadline);
                 if !done {
                     p.holding += 1;
                 }
@@ -402,7 +401,7 @@ fn drain_progress(observed: &Observed, memory: &PlanMemory, v: &ObservedVersion)
                 let held = last.is_some_and(|s| {
                     s.active_sessions > 0
                         && s.state != ServingState::Drained
-                        && s.deadline.is_none_or(|d| observed.at < d)
+                        && !deadline::past(observed.at, s.deadline)
                 });
                 if held {
                     p.holding += 1;
