@@ -57,6 +57,7 @@ mod orchestrator;
 pub mod rollout;
 mod router;
 mod secret;
+pub mod teardown;
 
 pub use capabilities::{OrchestratorCapabilities, RouterCapabilities};
 pub use domain::{

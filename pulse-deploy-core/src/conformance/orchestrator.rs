@@ -5,11 +5,12 @@
 //! even when it fails, so checks can run in parallel and after a crash.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::report::{CheckFailure, CheckResult, ConformanceReport, Verdict};
+use super::suite::{run_suite, suite};
 use super::wait::{ensure, eventually};
 use crate::{AppName, Error, Instance, InstanceId, Orchestrator, Release, Result, VersionId, VersionState};
 
@@ -35,45 +36,30 @@ pub trait OrchestratorHarness: Send + Sync {
     }
 }
 
-/// The checks of the orchestrator suite, in the order [`run_orchestrator_suite`] runs them.
-pub const ORCHESTRATOR_CHECKS: &[&str] = &[
-    "deploy_creates_the_replicas",
-    "deploy_is_idempotent",
-    "conflicting_release_is_rejected",
-    "invalid_release_is_rejected",
-    "release_reads_back_unchanged",
-    "versions_are_ordered_by_creation",
-    "apps_are_isolated",
-    "crashed_instance_is_replaced",
-    "retire_removes_the_version_gracefully",
-    "retire_is_idempotent",
-];
+suite!(
+    /// The checks of the orchestrator suite, in the order [`run_orchestrator_suite`] runs them
+    /// (the one list of them: names, order and functions).
+    ORCHESTRATOR_CHECKS: dyn Orchestrator, dyn OrchestratorHarness;
+    deploy_creates_the_replicas,
+    deploy_is_idempotent,
+    conflicting_release_is_rejected,
+    invalid_release_is_rejected,
+    release_reads_back_unchanged,
+    versions_are_ordered_by_creation,
+    apps_are_isolated,
+    crashed_instance_is_replaced,
+    retire_removes_the_version_gracefully,
+    retire_is_idempotent,
+);
 
 /// Runs every orchestrator check and reports which ran and which passed. Checks that a capability turns
 /// off are reported as skipped.
 pub async fn run_orchestrator_suite(
-    orchestrator: &dyn Orchestrator,
-    harness: &dyn OrchestratorHarness,
+    orchestrator: &(dyn Orchestrator + 'static),
+    harness: &(dyn OrchestratorHarness + 'static),
 ) -> ConformanceReport {
-    let mut report = ConformanceReport::new("orchestrator", orchestrator.capabilities().provider);
-    macro_rules! run {
-        ($check:ident) => {{
-            let started = Instant::now();
-            let result = $check(orchestrator, harness).await;
-            report.record(stringify!($check), result, started.elapsed());
-        }};
-    }
-    run!(deploy_creates_the_replicas);
-    run!(deploy_is_idempotent);
-    run!(conflicting_release_is_rejected);
-    run!(invalid_release_is_rejected);
-    run!(release_reads_back_unchanged);
-    run!(versions_are_ordered_by_creation);
-    run!(apps_are_isolated);
-    run!(crashed_instance_is_replaced);
-    run!(retire_removes_the_version_gracefully);
-    run!(retire_is_idempotent);
-    report
+    let provider = orchestrator.capabilities().provider;
+    run_suite("orchestrator", provider, ORCHESTRATOR_CHECKS, orchestrator, harness).await
 }
 
 fn v(id: &str) -> VersionId {
@@ -120,33 +106,6 @@ async fn wait_live(
     .await
 }
 
-/// Retires every version of `app` and waits until none is listed (best effort: used for cleanup).
-async fn retire_all(
-    orchestrator: &dyn Orchestrator,
-    harness: &dyn OrchestratorHarness,
-    app: &AppName,
-) -> Result<(), CheckFailure> {
-    eventually(
-        &format!("every version of {app} to be retired"),
-        harness.timeout(),
-        harness.poll_interval(),
-        || async {
-            let versions = orchestrator.versions(app).await?;
-            if versions.is_empty() {
-                return Ok(Ok(()));
-            }
-            for state in &versions {
-                orchestrator.retire(app, state.version()).await?;
-            }
-            Ok(Err(format!(
-                "still listed: {:?}",
-                versions.iter().map(|s| s.version().clone()).collect::<Vec<_>>()
-            )))
-        },
-    )
-    .await
-}
-
 /// Runs `body` in a fresh app and cleans the app up afterwards, whatever the outcome. A failed cleanup
 /// fails a check that otherwise passed.
 async fn in_fresh_app<'a, F, Fut>(
@@ -160,7 +119,7 @@ where
 {
     let app = harness.unique_app();
     let result = body(app.clone()).await;
-    let cleanup = retire_all(orchestrator, harness, &app).await;
+    let cleanup = crate::teardown::tear_down(Some(orchestrator), None, &app, harness.timeout()).await;
     super::report::after_cleanup(result, cleanup)
 }
 
@@ -357,7 +316,7 @@ pub async fn apps_are_isolated(
                 in_a.instances,
                 in_b.instances
             );
-            retire_all(orchestrator, harness, &a).await?;
+            crate::teardown::tear_down(Some(orchestrator), None, &a, harness.timeout()).await?;
             let still = version_of(orchestrator, &b, &version).await?;
             ensure!(
                 still.as_ref().is_some_and(|s| !s.retiring && live_ids(s) == live_ids(&in_b)),
@@ -473,7 +432,7 @@ pub async fn retire_is_idempotent(
         wait_live(orchestrator, harness, &app, &release.version, 1).await?;
         orchestrator.retire(&app, &release.version).await?;
         orchestrator.retire(&app, &release.version).await?;
-        retire_all(orchestrator, harness, &app).await?;
+        crate::teardown::tear_down(Some(orchestrator), None, &app, harness.timeout()).await?;
         orchestrator.retire(&app, &release.version).await?;
         orchestrator.retire(&app, &v("never")).await?;
         orchestrator.retire(&harness.unique_app(), &release.version).await?;

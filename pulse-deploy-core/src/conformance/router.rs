@@ -7,12 +7,13 @@
 //! optional features are skipped when the router's [`crate::RouterCapabilities`] say it lacks them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::report::{CheckFailure, CheckResult, ConformanceReport, Verdict};
+use super::suite::{run_suite, suite};
 use super::wait::{ensure, eventually};
 use crate::affinity::ADMIN_PATH_PREFIX;
 use crate::{
@@ -144,48 +145,33 @@ pub trait RouterHarness: Send + Sync {
     }
 }
 
-/// The checks of the router suite, in the order [`run_router_suite`] runs them.
-pub const ROUTER_CHECKS: &[&str] = &[
-    "attach_starts_at_weight_zero",
-    "attach_updates_targets",
-    "health_is_reported_at_weight_zero",
-    "weights_apply_atomically",
-    "invalid_weights_are_refused",
-    "too_many_weighted_versions_are_refused",
-    "affinity_to_weight_zero_version_is_honoured",
-    "affinity_to_detached_version_falls_through",
-    "instance_pinning_follows_health",
-    "detach_with_weight_is_refused",
-    "detach_is_idempotent",
-    "admin_paths_are_not_routed",
-    "apps_are_isolated",
-];
+suite!(
+    /// The checks of the router suite, in the order [`run_router_suite`] runs them
+    /// (the one list of them: names, order and functions).
+    ROUTER_CHECKS: dyn TrafficRouter, dyn RouterHarness;
+    attach_starts_at_weight_zero,
+    attach_updates_targets,
+    health_is_reported_at_weight_zero,
+    weights_apply_atomically,
+    invalid_weights_are_refused,
+    too_many_weighted_versions_are_refused,
+    affinity_to_weight_zero_version_is_honoured,
+    affinity_to_detached_version_falls_through,
+    instance_pinning_follows_health,
+    detach_with_weight_is_refused,
+    detach_is_idempotent,
+    admin_paths_are_not_routed,
+    apps_are_isolated,
+);
 
 /// Runs every router check and reports which ran and which passed. Checks turned off by a capability or
 /// by the harness are reported as skipped.
-pub async fn run_router_suite(router: &dyn TrafficRouter, harness: &dyn RouterHarness) -> ConformanceReport {
-    let mut report = ConformanceReport::new("router", router.capabilities().provider);
-    macro_rules! run {
-        ($check:ident) => {{
-            let started = Instant::now();
-            let result = $check(router, harness).await;
-            report.record(stringify!($check), result, started.elapsed());
-        }};
-    }
-    run!(attach_starts_at_weight_zero);
-    run!(attach_updates_targets);
-    run!(health_is_reported_at_weight_zero);
-    run!(weights_apply_atomically);
-    run!(invalid_weights_are_refused);
-    run!(too_many_weighted_versions_are_refused);
-    run!(affinity_to_weight_zero_version_is_honoured);
-    run!(affinity_to_detached_version_falls_through);
-    run!(instance_pinning_follows_health);
-    run!(detach_with_weight_is_refused);
-    run!(detach_is_idempotent);
-    run!(admin_paths_are_not_routed);
-    run!(apps_are_isolated);
-    report
+pub async fn run_router_suite(
+    router: &(dyn TrafficRouter + 'static),
+    harness: &(dyn RouterHarness + 'static),
+) -> ConformanceReport {
+    let provider = router.capabilities().provider;
+    run_suite("router", provider, ROUTER_CHECKS, router, harness).await
 }
 
 fn v(id: &str) -> VersionId {
@@ -286,13 +272,7 @@ fn carriers(router: &dyn TrafficRouter) -> Vec<AffinityCarrier> {
 
 /// Takes the router out of `app` (weights emptied, every version detached) and stops its upstreams.
 async fn clean(router: &dyn TrafficRouter, harness: &dyn RouterHarness, app: &AppName) -> Result<()> {
-    let routing = router.routing(app).await?;
-    if !routing.weights.is_empty() {
-        router.set_weights(app, &Weights::default()).await?;
-    }
-    for version in routing.versions.keys() {
-        router.detach(app, version).await?;
-    }
+    crate::teardown::tear_down(None, Some(router), app, harness.timeout()).await?;
     harness.cleanup(app).await
 }
 
