@@ -16,7 +16,7 @@ use pulse_deploy_core::conformance::{
     run_router_suite, AffinityCarrier, Landing, Probe, Reply, RouterHarness,
 };
 use pulse_deploy_core::{AppName, Error, InstanceId, Result, Target, VersionId};
-use pulse_deploy_local::envoy::config::instance_cookie_value;
+use pulse_deploy_local::envoy::instance_cookie_value;
 
 struct EnvoyHarness {
     base: String,

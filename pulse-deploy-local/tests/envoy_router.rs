@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use envoy_common::*;
 use pulse_deploy_core::{Error, Health, TrafficRouter, Weights};
-use pulse_deploy_local::envoy::config::instance_cookie_value;
+use pulse_deploy_local::envoy::instance_cookie_value;
 use pulse_deploy_local::envoy::EnvoyRouter;
 
 const T: Duration = Duration::from_secs(15);
@@ -328,7 +328,7 @@ async fn a_second_router_adopts_the_running_envoy() {
     assert!(!dir.exists());
     second.shutdown().await.unwrap(); // idempotent
     assert!(matches!(second.routing(&app()).await.unwrap_err(), Error::NotFound { .. }));
-    assert!(!pulse_deploy_local::envoy::process::is_alive(pid));
+    assert!(!second.envoy_processes().contains(&pid), "Envoy {pid} still runs after shutdown");
     drop(guard);
 }
 

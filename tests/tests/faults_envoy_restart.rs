@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use pulse_deploy_core::rollout::{discard, Goal, RolloutEvent};
 use pulse_deploy_core::{TrafficRouter, VersionId};
-use pulse_deploy_local::envoy::process;
 use pulse_deploy_tests::faults::{poll, Rig, STEP_TIMEOUT};
 use pulse_deploy_tests::session::{Fate, OnError};
 
@@ -51,9 +51,9 @@ async fn scenario(rig: Arc<Rig>) {
                 return;
             }
             let pid = router.envoy_pid().expect("Envoy runs before the kill");
-            process::signal(pid, Signal::SIGKILL);
+            kill(Pid::from_raw(pid as i32), Signal::SIGKILL).expect("SIGKILL Envoy");
             let at = Instant::now();
-            while process::is_alive(pid) {
+            while router.envoy_processes().contains(&pid) {
                 assert!(at.elapsed() < Duration::from_secs(5), "Envoy {pid} survived SIGKILL");
                 std::thread::yield_now();
             }

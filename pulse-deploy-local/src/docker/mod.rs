@@ -1,21 +1,23 @@
 //! The Docker provider: [`DockerOrchestrator`] runs each instance of a version as one container through
 //! the Docker Engine API (bollard, `DOCKER_HOST` honoured, API version negotiated so Docker 20.10 / API
-//! 1.41 works), and [`image`] builds `FROM scratch` images from static binaries without a registry.
+//! 1.41 works), and `image` builds `FROM scratch` images from static binaries without a registry.
 //!
-//! - [`labels`]: what a container records (app, version, instance, the whole release, the retiring mark);
-//! - [`observe`]: reading containers back into the core's `VersionState`s;
-//! - [`secret`]: how the drain secret reaches a container (a read-only bind-mounted file);
-//! - [`connect`]: reaching the daemon, and errors that say what to check.
+//! - [`labels`] (public: the label schema, for `docker ps --filter label=...`): what a container
+//!   records (app, version, instance, the whole release, the retiring mark);
+//! - `observe`: reading containers back into the core's `VersionState`s;
+//! - `secret`: how the drain secret reaches a container (a read-only bind-mounted file);
+//! - `connect`: reaching the daemon, and errors that say what to check.
 //!
 //! Not for traffic: routing is the router's job (`EnvoyRouter`). See `docs/docker-orchestrator.md`.
 
-pub mod connect;
-pub mod image;
+mod connect;
+mod image;
 pub mod labels;
-pub mod observe;
+mod observe;
 mod orchestrator;
-pub mod secret;
+mod secret;
 
 pub use connect::connect_docker;
 pub use image::{build_demo_image, build_scratch_image, build_static_binary, Artifact, DEMO_IMAGE};
 pub use orchestrator::{default_state_dir, DockerOrchestrator, DockerOrchestratorBuilder};
+pub use secret::{CONTAINER_PATH as SECRET_CONTAINER_PATH, FILE_ENV as SECRET_FILE_ENV};

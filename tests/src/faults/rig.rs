@@ -15,7 +15,7 @@ use pulse_deploy_core::drain::HttpDrainClient;
 use pulse_deploy_core::rollout::{EventSink, Executor, RolloutPolicy};
 use pulse_deploy_core::{AppName, Orchestrator, Release, Secret, TrafficRouter, VersionId};
 use pulse_deploy_local::docker::{build_demo_image, connect_docker, labels, DEMO_IMAGE};
-use pulse_deploy_local::envoy::{locate_envoy, process};
+use pulse_deploy_local::envoy::locate_envoy;
 use pulse_deploy_local::{DockerOrchestrator, EnvoyRouter};
 use rand::Rng;
 use tokio::sync::OnceCell;
@@ -207,14 +207,7 @@ impl Rig {
 
     /// Pids of every live Envoy process started with this rig's bootstrap (there must be one).
     pub fn envoy_processes(&self) -> Vec<u32> {
-        let bootstrap = process::ProcessFiles::new(self.router.state_dir()).bootstrap;
-        let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-        let mut pids: Vec<u32> = entries
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|pid| process::runs_bootstrap(*pid, &bootstrap))
-            .collect();
-        pids.sort_unstable();
-        pids
+        self.router.envoy_processes()
     }
 
     /// Waits until `version` has no container and no route left.

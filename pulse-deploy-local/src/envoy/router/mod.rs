@@ -120,6 +120,18 @@ impl EnvoyRouter {
             .filter(|pid| process::runs_bootstrap(*pid, &self.files.process.bootstrap))
     }
 
+    /// Every live Envoy process started with this router's bootstrap, sorted (one while it runs; more
+    /// would be a bug). For diagnostics and fault tests.
+    pub fn envoy_processes(&self) -> Vec<u32> {
+        let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
+        let mut pids: Vec<u32> = entries
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| process::runs_bootstrap(*pid, &self.files.process.bootstrap))
+            .collect();
+        pids.sort_unstable();
+        pids
+    }
+
     /// The app served to requests whose `Host` names no app, if any.
     pub fn default_app(&self) -> Result<Option<AppName>> {
         Ok(self.load_state()?.effective_default_app().cloned())
