@@ -6,6 +6,7 @@
 
 pub mod docker;
 pub mod envoy;
+pub mod preflight;
 
 pub use docker::{DockerOrchestrator, DockerOrchestratorBuilder};
 pub use envoy::{EnvoyRouter, EnvoyRouterBuilder};

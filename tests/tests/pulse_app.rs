@@ -8,12 +8,11 @@
 //! Needs Docker (and, the first time the Python images are built, Debian's mirror and PyPI); with
 //! `CI=true` an unreachable Docker fails, otherwise the test skips and says why.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
 use pulse_deploy_core::{AppName, InstanceState, Orchestrator, Release, Secret};
-use pulse_deploy_local::docker::{connect_docker, labels, DockerOrchestrator};
+use pulse_deploy_local::docker::{remove_app_containers, DockerOrchestrator};
+use pulse_deploy_local::preflight;
 use pulse_deploy_tests::http::HttpClient;
 use pulse_deploy_tests::pulse_tab::{self, Cookies};
 use pulse_deploy_tests::session::Fate;
@@ -21,16 +20,7 @@ use pulse_deploy_tests::socketio::{ConnectFailure, SocketIo};
 
 #[tokio::test]
 async fn example_pulse_app_serves_tabs_through_prerender_and_socketio() {
-    let docker = match connect_docker().await {
-        Ok(d) => d,
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true and Docker is unreachable, so the Pulse app test cannot run: {e}")
-        }
-        Err(e) => {
-            eprintln!("SKIPPED: Docker is unreachable ({e})");
-            return;
-        }
-    };
+    let Some(docker) = preflight::or_skip("Docker", preflight::docker().await) else { return };
     let workspace = pulse_deploy_tests::workspace_root();
     let started = Instant::now();
     let image =
@@ -181,12 +171,8 @@ async fn example_pulse_app_serves_tabs_through_prerender_and_socketio() {
     .await;
 
     // Clean up whatever happened: every container of the app, the state dir.
-    let filters = HashMap::from([("label", vec![format!("{}={app}", labels::APP)])]);
-    let opts = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
-    for c in docker.list_containers(Some(opts)).await.unwrap_or_default() {
-        let rm = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
-        let _ = docker.remove_container(c.id.as_deref().unwrap_or_default(), Some(rm)).await;
-    }
+    let left = remove_app_containers(&docker, &app).await;
+    assert!(left.is_empty(), "cleanup left containers behind: {left:?}");
     let _ = std::fs::remove_dir_all(&state_dir);
     outcome.unwrap();
 }

@@ -51,7 +51,7 @@ struct Fault {
 }
 
 #[derive(Debug)]
-struct Plan {
+struct FaultSchedule {
     nth: BTreeMap<usize, Fault>,
     matching: Vec<(&'static str, usize, Fault)>,
     probability: Option<(f64, StdRng, Fault)>,
@@ -63,7 +63,7 @@ struct Plan {
     injected: usize,
 }
 
-impl Plan {
+impl FaultSchedule {
     /// Counts a call and decides whether it fails.
     fn on_call(&mut self, method: &'static str) -> (usize, Option<Fault>) {
         self.calls += 1;
@@ -98,7 +98,7 @@ impl Plan {
 /// the call counters. Build one with [`Faulty::builder`].
 pub struct Faulty<T: ?Sized> {
     inner: Arc<T>,
-    plan: Arc<Mutex<Plan>>,
+    plan: Arc<Mutex<FaultSchedule>>,
 }
 
 impl<T: ?Sized> Clone for Faulty<T> {
@@ -121,7 +121,7 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Faulty<T> {
 /// Builds a [`Faulty`] wrapper: which calls fail, how, and how slow every call is.
 pub struct FaultyBuilder<T: ?Sized> {
     inner: Arc<T>,
-    plan: Plan,
+    plan: FaultSchedule,
     error: Option<Error>,
 }
 
@@ -202,7 +202,7 @@ impl<T: ?Sized> Faulty<T> {
     pub fn builder(inner: Arc<T>) -> FaultyBuilder<T> {
         FaultyBuilder {
             inner,
-            plan: Plan {
+            plan: FaultSchedule {
                 nth: BTreeMap::new(),
                 matching: Vec::new(),
                 probability: None,
@@ -245,7 +245,7 @@ impl<T: ?Sized> Faulty<T> {
         plan.crash_after = None;
     }
 
-    fn plan(&self) -> MutexGuard<'_, Plan> {
+    fn plan(&self) -> MutexGuard<'_, FaultSchedule> {
         self.plan.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 

@@ -46,6 +46,16 @@ pub fn static_target() -> String {
 /// binary and returns its path. Uses `$CARGO_TARGET_DIR` (else `<workspace>/target`) and `$CARGO` (else
 /// `cargo`). Idempotent: cargo rebuilds only what changed.
 pub async fn build_static_binary(workspace: &Path, package: &str, artifact: &Artifact) -> Result<PathBuf> {
+    build_static_binary_with(workspace, package, artifact, &[]).await
+}
+
+/// [`build_static_binary`] with cargo features of `package` turned on (`--features a,b`).
+pub async fn build_static_binary_with(
+    workspace: &Path,
+    package: &str,
+    artifact: &Artifact,
+    features: &[&str],
+) -> Result<PathBuf> {
     let target = static_target();
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .filter(|v| !v.is_empty())
@@ -62,6 +72,7 @@ pub async fn build_static_binary(workspace: &Path, package: &str, artifact: &Art
     let out = tokio::process::Command::new(&cargo)
         .current_dir(workspace)
         .args(["build", "--release", "--target", &target, "-p", package, flag, name])
+        .args(if features.is_empty() { vec![] } else { vec!["--features".to_owned(), features.join(",")] })
         .env("CARGO_TARGET_DIR", &target_dir)
         .env(&rustflags_var, "-C target-feature=+crt-static")
         .env_remove("RUSTFLAGS")
@@ -146,7 +157,8 @@ pub async fn build_scratch_image(docker: &Docker, binary: &Path, tag: &str, args
 /// Builds the demo app statically from the workspace at `workspace` and its image `tag` (e.g.
 /// [`DEMO_IMAGE`]). Returns the binary's path.
 pub async fn build_demo_image(docker: &Docker, workspace: &Path, tag: &str) -> Result<PathBuf> {
-    let binary = build_static_binary(workspace, DEMO_PACKAGE, &Artifact::Bin(DEMO_BIN.into())).await?;
+    let binary =
+        build_static_binary_with(workspace, DEMO_PACKAGE, &Artifact::Bin(DEMO_BIN.into()), &["demo"]).await?;
     build_scratch_image(docker, &binary, tag, &[]).await?;
     Ok(binary)
 }

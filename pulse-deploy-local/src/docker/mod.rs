@@ -15,9 +15,14 @@ mod image;
 pub mod labels;
 mod observe;
 mod orchestrator;
+mod remove;
 mod secret;
 
 pub use connect::connect_docker;
-pub use image::{build_demo_image, build_scratch_image, build_static_binary, Artifact, DEMO_IMAGE};
+pub use image::{
+    build_demo_image, build_scratch_image, build_static_binary, build_static_binary_with, Artifact,
+    DEMO_IMAGE,
+};
 pub use orchestrator::{default_state_dir, DockerOrchestrator, DockerOrchestratorBuilder};
+pub use remove::remove_app_containers;
 pub use secret::{CONTAINER_PATH as SECRET_CONTAINER_PATH, FILE_ENV as SECRET_FILE_ENV};

@@ -8,15 +8,14 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use bollard::models::EventMessage;
-use bollard::query_parameters::{
-    EventsOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
-};
+use bollard::query_parameters::{EventsOptionsBuilder, RemoveContainerOptionsBuilder};
 use bollard::Docker;
 use futures::StreamExt;
 use pulse_deploy_core::{AppName, Endpoint, Secret};
 use pulse_deploy_local::docker::{
-    build_scratch_image, build_static_binary, connect_docker, labels, Artifact,
+    build_scratch_image, build_static_binary, labels, remove_app_containers, Artifact,
 };
+use pulse_deploy_local::preflight;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::OnceCell;
 
@@ -26,16 +25,7 @@ pub const TEST_IMAGE: &str = "pulse-docker-test-server:local";
 /// The Docker client, or `None` (with the reason printed) when Docker is unreachable outside CI.
 /// Under `CI=true` an unreachable Docker fails the test.
 pub async fn docker_or_skip() -> Option<Docker> {
-    match connect_docker().await {
-        Ok(d) => Some(d),
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true and Docker is unreachable, so the Docker tests cannot run: {e}")
-        }
-        Err(e) => {
-            eprintln!("SKIPPED: Docker is unreachable ({e})");
-            None
-        }
-    }
+    preflight::or_skip("Docker", preflight::docker().await)
 }
 
 static IMAGE: OnceCell<()> = OnceCell::const_new();
@@ -96,13 +86,8 @@ impl Drop for AppGuard {
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async move {
-                let filters = HashMap::from([("label", vec![format!("{}={app}", labels::APP)])]);
-                let opts = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
-                let mut names = extra;
-                for c in docker.list_containers(Some(opts)).await.unwrap_or_default() {
-                    names.extend(c.id);
-                }
-                for name in names {
+                remove_app_containers(&docker, &app).await;
+                for name in extra {
                     let opts = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
                     let _ = docker.remove_container(&name, Some(opts)).await;
                 }

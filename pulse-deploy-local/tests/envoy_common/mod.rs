@@ -22,21 +22,12 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use pulse_deploy_core::{AffinityMode, AppName, Endpoint, InstanceId, Target, VersionId, VersionRoute};
-use pulse_deploy_local::envoy::{locate_envoy, EnvoyRouter, EnvoyRouterBuilder};
+use pulse_deploy_local::envoy::{EnvoyRouter, EnvoyRouterBuilder};
 
 /// True if Envoy can be found. With `CI=true` a missing Envoy fails the test; otherwise the test is
 /// skipped with a printed reason.
 pub fn envoy_available() -> bool {
-    match locate_envoy(None) {
-        Ok(_) => true,
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true and Envoy is missing: {e}")
-        }
-        Err(e) => {
-            eprintln!("SKIPPED: Envoy is not installed ({e})");
-            false
-        }
-    }
+    pulse_deploy_local::preflight::or_skip("Envoy", pulse_deploy_local::preflight::envoy()).is_some()
 }
 
 /// Returns early from a test when Envoy is missing (outside CI).

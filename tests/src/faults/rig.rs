@@ -2,20 +2,18 @@
 //! [`EnvoyRouter`] whose state directories a separate deployer process can adopt, the drain secret in a
 //! file, and a cleanup that removes every container of the app, stops Envoy and deletes the directories.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
 use bollard::Docker;
 use pulse_deploy_core::drain::HttpDrainClient;
 use pulse_deploy_core::rollout::{EventSink, Executor, RolloutPolicy};
 use pulse_deploy_core::{AppName, Orchestrator, Release, Secret, TrafficRouter, VersionId};
-use pulse_deploy_local::docker::{build_demo_image, connect_docker, labels, DEMO_IMAGE};
-use pulse_deploy_local::envoy::locate_envoy;
+use pulse_deploy_local::docker::{build_demo_image, remove_app_containers, DEMO_IMAGE};
+use pulse_deploy_local::preflight;
 use pulse_deploy_local::{DockerOrchestrator, EnvoyRouter};
 use rand::Rng;
 use tokio::sync::OnceCell;
@@ -59,31 +57,13 @@ pub struct Rig {
     pub policy: RolloutPolicy,
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Fails the test under `CI=true`, otherwise prints why it is skipped.
-fn skip(reason: String) -> Option<Rig> {
-    if in_ci() {
-        panic!("CI=true and {reason}: the fault tests cannot run");
-    }
-    eprintln!("SKIPPED: {reason}");
-    None
-}
-
 impl Rig {
     /// Prepares a rig for the test `name`: checks Docker and Envoy (skip outside CI, fail under
     /// `CI=true`), builds the demo image, starts Envoy for a fresh app.
     pub async fn start(name: &str) -> Option<Rig> {
         let t0 = Instant::now();
-        let docker = match connect_docker().await {
-            Ok(d) => d,
-            Err(e) => return skip(format!("Docker is unreachable ({e})")),
-        };
-        if let Err(e) = locate_envoy(None) {
-            return skip(format!("Envoy is missing ({e})"));
-        }
+        let docker = preflight::or_skip("Docker", preflight::docker().await)?;
+        preflight::or_skip("Envoy", preflight::envoy())?;
         let workspace = crate::workspace_root();
         IMAGE
             .get_or_init(|| async {
@@ -225,16 +205,7 @@ impl Rig {
     /// Removes every container of the app (forcibly: the test is over), stops Envoy, deletes the state
     /// directory. Returns what could not be removed (empty when clean).
     pub async fn cleanup(&self) -> Vec<String> {
-        let mut left = Vec::new();
-        let filters = HashMap::from([("label", vec![format!("{}={}", labels::APP, self.app)])]);
-        let list = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
-        for c in self.docker.list_containers(Some(list)).await.unwrap_or_default() {
-            let Some(id) = c.id else { continue };
-            let opts = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
-            if let Err(e) = self.docker.remove_container(&id, Some(opts)).await {
-                left.push(format!("container {id}: {e}"));
-            }
-        }
+        let mut left = remove_app_containers(&self.docker, &self.app).await;
         if let Err(e) = self.router.stop().await {
             left.push(format!("Envoy: {e}"));
         }

@@ -27,16 +27,20 @@ fn release(v: &str) -> Release {
         .unwrap()
 }
 
-/// A hand-built world: versions with instances, routing, statuses.
-struct World {
+/// A hand-built snapshot: versions with instances, routing, statuses.
+struct Snapshot {
     at: SystemTime,
     versions: Vec<ObservedVersion>,
     routing: RoutingState,
 }
 
-impl World {
+impl Snapshot {
     fn new() -> Self {
-        World { at: t0() + Duration::from_secs(60), versions: Vec::new(), routing: RoutingState::default() }
+        Snapshot {
+            at: t0() + Duration::from_secs(60),
+            versions: Vec::new(),
+            routing: RoutingState::default(),
+        }
     }
 
     /// A version created at t0 + `created` s with `live` running instances, serving, 0 sessions.
@@ -153,13 +157,13 @@ fn kinds(p: &Plan) -> Vec<String> {
         .collect()
 }
 
-fn run(d: &Desired, w: &World) -> Plan {
+fn run(d: &Desired, w: &Snapshot) -> Plan {
     plan(d, &w.observed(), &PlanMemory::default(), &RolloutPolicy::default())
 }
 
 #[test]
 fn fresh_deploy_attaches_then_deploys() {
-    let p = run(&deploy("v1"), &World::new());
+    let p = run(&deploy("v1"), &Snapshot::new());
     assert_eq!(kinds(&p), ["attach v1", "deploy v1"]);
     // Attach comes first so that a provider whose routing resource must exist before instances (an ALB
     // target group before an ECS service) gets it.
@@ -168,7 +172,7 @@ fn fresh_deploy_attaches_then_deploys() {
 
 #[test]
 fn new_instances_become_targets_and_wait_for_health() {
-    let mut w = World::new().version("v1", 2, 0);
+    let mut w = Snapshot::new().version("v1", 2, 0);
     w.routing.versions.insert(
         vid("v1"),
         RoutedVersion { route: VersionRoute::for_release(&release("v1"), vec![]), targets: vec![] },
@@ -176,7 +180,7 @@ fn new_instances_become_targets_and_wait_for_health() {
     let p = run(&deploy("v1"), &w);
     assert_eq!(kinds(&p), ["attach v1"]);
     assert!(matches!(&p.actions[0], Action::Attach(r) if r.targets.len() == 2));
-    let p = run(&deploy("v1"), &World::new().version("v1", 2, 0).attached("v1", Health::Unknown));
+    let p = run(&deploy("v1"), &Snapshot::new().version("v1", 2, 0).attached("v1", Health::Unknown));
     assert!(p.actions.is_empty());
     assert_eq!(p.phases[&vid("v1")], VersionPhase::Starting);
     assert!(p.waiting[0].contains("0 of 2 instances healthy"), "{:?}", p.waiting);
@@ -184,13 +188,13 @@ fn new_instances_become_targets_and_wait_for_health() {
 
 #[test]
 fn first_version_gets_everything_once_healthy() {
-    let p = run(&deploy("v1"), &World::new().version("v1", 2, 0).attached("v1", Health::Healthy));
+    let p = run(&deploy("v1"), &Snapshot::new().version("v1", 2, 0).attached("v1", Health::Healthy));
     assert_eq!(p.actions, [Action::SetWeights(Weights::all_to(vid("v1")))]);
 }
 
 #[test]
 fn shift_then_drain_in_that_order() {
-    let w = World::new()
+    let w = Snapshot::new()
         .version("v1", 2, 0)
         .attached("v1", Health::Healthy)
         .version("v2", 2, 30)
@@ -203,7 +207,7 @@ fn shift_then_drain_in_that_order() {
 
 #[test]
 fn new_version_gets_no_weight_until_every_replica_is_healthy() {
-    let mut w = World::new()
+    let mut w = Snapshot::new()
         .version("v1", 2, 0)
         .attached("v1", Health::Healthy)
         .version("v2", 2, 30)
@@ -217,7 +221,7 @@ fn new_version_gets_no_weight_until_every_replica_is_healthy() {
 #[test]
 fn draining_version_with_sessions_is_kept_until_its_deadline() {
     let base = || {
-        World::new()
+        Snapshot::new()
             .version("v1", 2, 0)
             .attached("v1", Health::Healthy)
             .version("v2", 2, 30)
@@ -238,7 +242,7 @@ fn draining_version_with_sessions_is_kept_until_its_deadline() {
 
 #[test]
 fn partially_acknowledged_drain_is_sent_again() {
-    let mut w = World::new()
+    let mut w = Snapshot::new()
         .version("v1", 2, 0)
         .attached("v1", Health::Healthy)
         .version("v2", 2, 30)
@@ -254,7 +258,7 @@ fn partially_acknowledged_drain_is_sent_again() {
 
 #[test]
 fn many_versions_drain_and_are_reaped_independently() {
-    let w = World::new()
+    let w = Snapshot::new()
         .version("v1", 1, 0)
         .attached("v1", Health::Healthy)
         .version("v2", 1, 10)
@@ -274,7 +278,7 @@ fn many_versions_drain_and_are_reaped_independently() {
 
 #[test]
 fn unhealthy_new_version_is_rolled_back_and_old_keeps_everything() {
-    let w = World::new()
+    let w = Snapshot::new()
         .version("v1", 2, 0)
         .attached("v1", Health::Healthy)
         .version("v2", 2, 30)
@@ -298,7 +302,7 @@ fn unhealthy_new_version_is_rolled_back_and_old_keeps_everything() {
 #[test]
 fn stepped_shift_bakes_between_steps() {
     let policy = RolloutPolicy::default().stepped(vec![10, 50, 100], Duration::from_secs(60));
-    let w = World::new()
+    let w = Snapshot::new()
         .version("v1", 2, 0)
         .attached("v1", Health::Healthy)
         .version("v2", 2, 30)
@@ -319,15 +323,15 @@ fn stepped_shift_bakes_between_steps() {
     assert_eq!(p.actions, [Action::SetWeights(Weights::split(vid("v2"), 50, vid("v1")).unwrap())]);
 }
 
-impl World {
-    fn clone_with(&self, w: &[(&str, u32)]) -> World {
-        World { at: self.at, versions: self.versions.clone(), routing: self.routing.clone() }.weights(w)
+impl Snapshot {
+    fn clone_with(&self, w: &[(&str, u32)]) -> Snapshot {
+        Snapshot { at: self.at, versions: self.versions.clone(), routing: self.routing.clone() }.weights(w)
     }
 }
 
 #[test]
 fn no_healthy_version_leaves_weights_alone() {
-    let w = World::new()
+    let w = Snapshot::new()
         .version("v1", 2, 0)
         .attached("v1", Health::Unhealthy)
         .version("v2", 2, 30)
@@ -339,7 +343,7 @@ fn no_healthy_version_leaves_weights_alone() {
 
 #[test]
 fn unhealthy_primary_loses_its_weight_to_a_ready_target() {
-    let w = World::new()
+    let w = Snapshot::new()
         .version("v1", 2, 0)
         .attached("v1", Health::Unhealthy)
         .version("v2", 2, 30)
@@ -351,7 +355,7 @@ fn unhealthy_primary_loses_its_weight_to_a_ready_target() {
 
 #[test]
 fn same_version_id_with_another_release_is_a_conflict() {
-    let w = World::new().version("v1", 2, 0).attached("v1", Health::Healthy).weights(&[("v1", 100)]);
+    let w = Snapshot::new().version("v1", 2, 0).attached("v1", Health::Healthy).weights(&[("v1", 100)]);
     let mut other = release("v1");
     other.image = "shop:other".into();
     let d = Desired { app: AppName::new("shop").unwrap(), target: Some(other) };
@@ -362,7 +366,7 @@ fn same_version_id_with_another_release_is_a_conflict() {
 
 #[test]
 fn settled_world_plans_nothing() {
-    let w = World::new().version("v2", 2, 0).attached("v2", Health::Healthy).weights(&[("v2", 100)]);
+    let w = Snapshot::new().version("v2", 2, 0).attached("v2", Health::Healthy).weights(&[("v2", 100)]);
     let p = run(&deploy("v2"), &w);
     assert!(p.actions.is_empty() && p.settled && p.shifted, "{p:?}");
     let reconcile = Desired { app: AppName::new("shop").unwrap(), target: None };
@@ -372,7 +376,7 @@ fn settled_world_plans_nothing() {
 
 #[test]
 fn retiring_versions_are_retired_until_gone() {
-    let w = World::new()
+    let w = Snapshot::new()
         .version("v1", 1, 0)
         .retiring("v1")
         .version("v2", 2, 30)
@@ -385,14 +389,14 @@ fn retiring_versions_are_retired_until_gone() {
 
 #[test]
 fn crashed_instance_of_the_target_is_replaced() {
-    let w = World::new().version("v1", 1, 0).attached("v1", Health::Healthy).weights(&[("v1", 100)]);
+    let w = Snapshot::new().version("v1", 1, 0).attached("v1", Health::Healthy).weights(&[("v1", 100)]);
     let p = run(&deploy("v1"), &w);
     assert_eq!(kinds(&p), ["deploy v1"]);
 }
 
 #[test]
 fn reconcile_without_target_reaps_drained_versions() {
-    let w = World::new()
+    let w = Snapshot::new()
         .version("v1", 1, 0)
         .attached("v1", Health::Unhealthy)
         .version("v2", 2, 30)
@@ -407,7 +411,7 @@ fn reconcile_without_target_reaps_drained_versions() {
 
 #[test]
 fn routes_of_vanished_versions_are_detached() {
-    let mut w = World::new().version("v2", 2, 0).attached("v2", Health::Healthy).weights(&[("v2", 100)]);
+    let mut w = Snapshot::new().version("v2", 2, 0).attached("v2", Health::Healthy).weights(&[("v2", 100)]);
     w.routing.versions.insert(
         vid("v1"),
         RoutedVersion { route: VersionRoute::for_release(&release("v1"), vec![]), targets: vec![] },
@@ -420,7 +424,7 @@ fn routes_of_vanished_versions_are_detached() {
 #[test]
 fn a_draining_version_never_wins_traffic_back_when_its_status_call_fails() {
     // v2 has everything, its only instance just crashed; v1 drains, but its status call failed this pass.
-    let mut w = World::new()
+    let mut w = Snapshot::new()
         .version("v1", 1, 0)
         .attached("v1", Health::Healthy)
         .version("v2", 0, 30)
@@ -443,7 +447,7 @@ fn a_draining_version_never_wins_traffic_back_when_its_status_call_fails() {
 
 #[test]
 fn an_instance_that_stops_answering_after_holding_sessions_is_waited_for() {
-    let mut w = World::new()
+    let mut w = Snapshot::new()
         .version("v1", 1, 0)
         .attached("v1", Health::Unhealthy)
         .version("v2", 2, 30)
@@ -471,7 +475,7 @@ fn an_instance_that_stops_answering_after_holding_sessions_is_waited_for() {
 #[test]
 fn targets_are_matched_to_instances_by_endpoint_not_by_the_routers_id() {
     // A router that keeps only addresses (the ALB) reports `host:port` where the instance id would be.
-    let mut w = World::new().version("v1", 2, 0).attached("v1", Health::Healthy);
+    let mut w = Snapshot::new().version("v1", 2, 0).attached("v1", Health::Healthy);
     let rv = w.routing.versions.get_mut(&vid("v1")).unwrap();
     for t in rv.route.targets.iter_mut().chain(rv.targets.iter_mut().map(|t| &mut t.target)) {
         t.instance = InstanceId(t.endpoint.to_string());
