@@ -17,5 +17,15 @@
 //! Not yet: the SDK-backed `EcsOrchestrator` and `AlbRouter`, the tests against the moto emulator, and the
 //! controller's ECS service in the Terraform module.
 
+pub mod alb;
+pub mod client;
+pub mod ecs;
+pub mod errors;
 pub mod limits;
 pub mod names;
+pub mod retry;
+pub mod tags;
+
+pub use alb::{AlbConfig, AlbRouter};
+pub use client::{AwsConfig, AwsConfigBuilder};
+pub use ecs::{EcsConfig, EcsOrchestrator};
