@@ -41,9 +41,7 @@ impl fmt::Debug for AwsConfig {
 }
 
 fn https_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https()
+    aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https()
 }
 
 impl AwsConfig {
@@ -129,7 +127,8 @@ impl AwsConfigBuilder {
 
     /// Fixed credentials (an emulator takes any; real AWS takes an access key pair).
     pub fn static_credentials(mut self, access_key_id: &str, secret_access_key: &str) -> Self {
-        self.credentials = Some(Credentials::new(access_key_id, secret_access_key, None, None, "pulse-deploy"));
+        self.credentials =
+            Some(Credentials::new(access_key_id, secret_access_key, None, None, "pulse-deploy"));
         self
     }
 

@@ -110,7 +110,10 @@ impl AlbConfigBuilder {
         if !self.0.vpc_id.starts_with("vpc-") {
             return Err(Error::invalid(
                 "alb.vpc_id",
-                format!("`{}` is not a VPC id (vpc-...); use the `vpc_id` output of the Terraform module", self.0.vpc_id),
+                format!(
+                    "`{}` is not a VPC id (vpc-...); use the `vpc_id` output of the Terraform module",
+                    self.0.vpc_id
+                ),
             ));
         }
         self.0.target_group_settings().validate()?;

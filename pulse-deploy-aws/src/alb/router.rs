@@ -16,12 +16,12 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, FixedResponseActionConfig, ForwardActionConfig, Rule, Tag, TargetGroupStickinessConfig,
-    TargetGroupTuple,
+    Action, ActionTypeEnum, FixedResponseActionConfig, ForwardActionConfig, Rule, Tag,
+    TargetGroupStickinessConfig, TargetGroupTuple,
 };
 use pulse_deploy_core::{
-    AppName, Error, Result, RoutedVersion, RouterCapabilities, RoutingState, TargetHealth, TrafficRouter, VersionId,
-    VersionRoute, Weights,
+    AppName, Error, Result, RoutedVersion, RouterCapabilities, RoutingState, TargetHealth, TrafficRouter,
+    VersionId, VersionRoute, Weights,
 };
 
 use crate::alb::rules::{condition, free_priority, kind_of, priority_of, RuleKind};
@@ -64,7 +64,8 @@ struct ListenerState {
 
 impl ListenerState {
     fn weights(&self) -> Result<Weights> {
-        let by_arn: HashMap<&str, &VersionId> = self.groups.values().map(|g| (g.arn.as_str(), &g.version)).collect();
+        let by_arn: HashMap<&str, &VersionId> =
+            self.groups.values().map(|g| (g.arn.as_str(), &g.version)).collect();
         Weights::new(
             self.forward
                 .iter()
@@ -82,9 +83,7 @@ impl ListenerState {
 /// The single target group a rule forwards to.
 fn forward_target(rule: &Rule) -> Option<&str> {
     let action = rule.actions().iter().find(|a| a.r#type() == Some(&ActionTypeEnum::Forward))?;
-    action
-        .target_group_arn()
-        .or_else(|| action.forward_config()?.target_groups().first()?.target_group_arn())
+    action.target_group_arn().or_else(|| action.forward_config()?.target_groups().first()?.target_group_arn())
 }
 
 impl AlbRouter {
@@ -125,8 +124,16 @@ impl AlbRouter {
             .retry
             .run("DescribeLoadBalancers", || async {
                 match self.client.describe_load_balancers().names(&lb_name).send().await {
-                    Ok(out) => Ok(out.load_balancers().first().and_then(|l| l.load_balancer_arn()).map(str::to_owned)),
-                    Err(e) if e.as_service_error().is_some_and(|s| s.is_load_balancer_not_found_exception()) => Ok(None),
+                    Ok(out) => Ok(out
+                        .load_balancers()
+                        .first()
+                        .and_then(|l| l.load_balancer_arn())
+                        .map(str::to_owned)),
+                    Err(e)
+                        if e.as_service_error().is_some_and(|s| s.is_load_balancer_not_found_exception()) =>
+                    {
+                        Ok(None)
+                    }
                     Err(e) => Err(map_sdk_error(PROVIDER, "finding the app's load balancer", e)),
                 }
             })
@@ -183,7 +190,9 @@ impl AlbRouter {
                     .map(|f| f.target_groups())
                     .unwrap_or_default()
                     .iter()
-                    .filter_map(|t| Some((t.target_group_arn()?.to_owned(), t.weight().unwrap_or(1).max(0) as u32)))
+                    .filter_map(|t| {
+                        Some((t.target_group_arn()?.to_owned(), t.weight().unwrap_or(1).max(0) as u32))
+                    })
                     .collect();
                 if tuples.is_empty() {
                     a.target_group_arn().map(|arn| vec![(arn.to_owned(), 1)]).unwrap_or_default()
@@ -256,7 +265,10 @@ impl AlbRouter {
                 .tag_descriptions()
                 .iter()
                 .filter_map(|d| {
-                    Some((d.resource_arn()?, d.tags().iter().filter_map(|t| Some((t.key()?, t.value()?))).collect()))
+                    Some((
+                        d.resource_arn()?,
+                        d.tags().iter().filter_map(|t| Some((t.key()?, t.value()?))).collect(),
+                    ))
                 })
                 .collect();
             for tg in described.target_groups() {
@@ -265,7 +277,9 @@ impl AlbRouter {
                 if tags.get(TAG_APP) != Some(&app.as_str()) {
                     continue;
                 }
-                let Some(version) = tags.get(TAG_VERSION).and_then(|v| VersionId::new(*v).ok()) else { continue };
+                let Some(version) = tags.get(TAG_VERSION).and_then(|v| VersionId::new(*v).ok()) else {
+                    continue;
+                };
                 let affinity = tags.get(TAG_AFFINITY).and_then(|a| affinity_from_tag(a)).unwrap_or_default();
                 let route = VersionRoute {
                     app: app.clone(),
@@ -280,7 +294,14 @@ impl AlbRouter {
         Ok(out)
     }
 
-    async fn create_rule(&self, listener: &str, route: &VersionRoute, kind: RuleKind, priority: i32, tg: &str) -> Result<()> {
+    async fn create_rule(
+        &self,
+        listener: &str,
+        route: &VersionRoute,
+        kind: RuleKind,
+        priority: i32,
+        tg: &str,
+    ) -> Result<()> {
         let cond = condition(kind, &route.version)?;
         let tags = [
             (TAG_APP, route.app.to_string()),
@@ -296,7 +317,9 @@ impl AlbRouter {
                     .priority(priority)
                     .conditions(cond.clone())
                     .actions(forward_to(tg)?)
-                    .set_tags(Some(tags.iter().map(|(k, v)| Tag::builder().key(*k).value(v).build()).collect()))
+                    .set_tags(Some(
+                        tags.iter().map(|(k, v)| Tag::builder().key(*k).value(v).build()).collect(),
+                    ))
                     .send()
                     .await
                     .map_err(|e| map_sdk_error(PROVIDER, "creating an affinity rule", e))
@@ -349,7 +372,10 @@ fn default_action(app: &AppName, tuples: Vec<(String, u32)>) -> Result<Action> {
             .content_type("text/plain")
             .message_body(format!("no version of {app} takes new sessions"))
             .build();
-        return Ok(Action::builder().r#type(ActionTypeEnum::FixedResponse).fixed_response_config(cfg).build());
+        return Ok(Action::builder()
+            .r#type(ActionTypeEnum::FixedResponse)
+            .fixed_response_config(cfg)
+            .build());
     }
     let forward = ForwardActionConfig::builder()
         .set_target_groups(Some(
@@ -404,11 +430,16 @@ impl TrafficRouter for AlbRouter {
         let mut tuples = Vec::new();
         for (version, w) in weights.iter().filter(|(_, w)| *w > 0) {
             let group = state.groups.get(version).ok_or_else(|| Error::Conflict {
-                message: format!("version {version} of {app} is not attached; attach it before giving it weight"),
+                message: format!(
+                    "version {version} of {app} is not attached; attach it before giving it weight"
+                ),
             })?;
             tuples.push((group.arn.clone(), w));
         }
-        if state.weights()? == *weights && !(tuples.is_empty() && !state.forward.is_empty()) {
+        let (mut current, mut wanted) = (state.forward.clone(), tuples.clone());
+        current.sort();
+        wanted.sort();
+        if current == wanted {
             return Ok(());
         }
         self.set_default_action(app, &state.listener, default_action(app, tuples)?).await
@@ -426,12 +457,16 @@ impl TrafficRouter for AlbRouter {
         let arn = match state.groups.get(version) {
             Some(g) => Some(g.arn.clone()),
             // Not in any rule: a target group left by an attach that crashed before its rules.
-            None => target_group::find(&self.client, &self.config, &name).await?.and_then(|t| t.target_group_arn().map(str::to_owned)),
+            None => target_group::find(&self.client, &self.config, &name)
+                .await?
+                .and_then(|t| t.target_group_arn().map(str::to_owned)),
         };
         let Some(arn) = arn else { return Ok(()) };
         if state.forward.iter().any(|(a, w)| *a == arn && *w > 0) {
             return Err(Error::Conflict {
-                message: format!("version {version} of {app} still has weight; set its weight to 0 before detaching it"),
+                message: format!(
+                    "version {version} of {app} still has weight; set its weight to 0 before detaching it"
+                ),
             });
         }
         if state.forward.iter().any(|(a, _)| *a == arn) {
@@ -458,7 +493,10 @@ impl TrafficRouter for AlbRouter {
                 version.clone(),
                 RoutedVersion {
                     route,
-                    targets: targets.into_iter().map(|(target, health)| TargetHealth { target, health }).collect(),
+                    targets: targets
+                        .into_iter()
+                        .map(|(target, health)| TargetHealth { target, health })
+                        .collect(),
                 },
             );
         }

@@ -91,7 +91,9 @@ pub fn condition(kind: RuleKind, version: &VersionId) -> Result<RuleCondition> {
                 .field("query-string")
                 .query_string_config(
                     QueryStringConditionConfig::builder()
-                        .values(QueryStringKeyValuePair::builder().key(VERSION_QUERY).value(version_text).build())
+                        .values(
+                            QueryStringKeyValuePair::builder().key(VERSION_QUERY).value(version_text).build(),
+                        )
                         .build(),
                 )
                 .build()
@@ -154,7 +156,10 @@ mod tests {
     #[test]
     fn cookie_patterns_are_anchored() {
         let p = cookie_patterns(&v("v1"));
-        assert_eq!(p, ["pulse-version=v1", "pulse-version=v1;*", "*; pulse-version=v1", "*; pulse-version=v1;*"]);
+        assert_eq!(
+            p,
+            ["pulse-version=v1", "pulse-version=v1;*", "*; pulse-version=v1", "*; pulse-version=v1;*"]
+        );
         assert!(p.len() <= crate::limits::MAX_CONDITION_VALUES);
     }
 
@@ -164,7 +169,8 @@ mod tests {
             let rule = Rule::builder().conditions(condition(kind, &v("v3")).unwrap()).build();
             assert_eq!(kind_of(&rule), Some(kind));
         }
-        let admin = Rule::builder().conditions(RuleCondition::builder().field("path-pattern").build()).build();
+        let admin =
+            Rule::builder().conditions(RuleCondition::builder().field("path-pattern").build()).build();
         assert_eq!(kind_of(&admin), None);
     }
 
@@ -174,7 +180,13 @@ mod tests {
         let used = BTreeSet::from([1, 1000, 1001, 25_000]);
         assert_eq!(free_priority(RuleKind::Query, &used).unwrap(), 1002);
         assert_eq!(free_priority(RuleKind::Cookie, &used).unwrap(), 25_001);
-        assert_eq!(RuleKind::for_affinity(AffinityMode::CookieAndKey).len(), crate::limits::rules_per_version(AffinityMode::CookieAndKey));
-        assert_eq!(RuleKind::for_affinity(AffinityMode::Key).len(), crate::limits::rules_per_version(AffinityMode::Key));
+        assert_eq!(
+            RuleKind::for_affinity(AffinityMode::CookieAndKey).len(),
+            crate::limits::rules_per_version(AffinityMode::CookieAndKey)
+        );
+        assert_eq!(
+            RuleKind::for_affinity(AffinityMode::Key).len(),
+            crate::limits::rules_per_version(AffinityMode::Key)
+        );
     }
 }

@@ -56,7 +56,10 @@ pub fn validate_route(route: &VersionRoute) -> Result<()> {
         if t.endpoint.host.parse::<IpAddr>().is_err() || t.endpoint.port == 0 {
             return Err(Error::invalid(
                 "route.targets",
-                format!("`{}` is not an IP address and port; ALB `ip` target groups take task IPs", t.endpoint),
+                format!(
+                    "`{}` is not an IP address and port; ALB `ip` target groups take task IPs",
+                    t.endpoint
+                ),
             ));
         }
     }
@@ -85,13 +88,19 @@ pub fn health(state: Option<&TargetHealthStateEnum>) -> Health {
 }
 
 /// Finds the version's target group by name.
-pub async fn find(client: &aws_sdk_elasticloadbalancingv2::Client, config: &AlbConfig, name: &str) -> Result<Option<TargetGroup>> {
+pub async fn find(
+    client: &aws_sdk_elasticloadbalancingv2::Client,
+    config: &AlbConfig,
+    name: &str,
+) -> Result<Option<TargetGroup>> {
     config
         .retry
         .run("DescribeTargetGroups", || async {
             match client.describe_target_groups().names(name).send().await {
                 Ok(out) => Ok(out.target_groups().first().cloned()),
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_target_group_not_found_exception()) => Ok(None),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_target_group_not_found_exception()) => {
+                    Ok(None)
+                }
                 Err(e) => Err(map_sdk_error(PROVIDER, "finding a target group", e)),
             }
         })
@@ -99,7 +108,11 @@ pub async fn find(client: &aws_sdk_elasticloadbalancingv2::Client, config: &AlbC
 }
 
 /// Finds or creates the version's target group and sets its attributes; returns its ARN.
-pub async fn ensure(client: &aws_sdk_elasticloadbalancingv2::Client, config: &AlbConfig, route: &VersionRoute) -> Result<String> {
+pub async fn ensure(
+    client: &aws_sdk_elasticloadbalancingv2::Client,
+    config: &AlbConfig,
+    route: &VersionRoute,
+) -> Result<String> {
     let name = target_group_name(&route.app, &route.version)?;
     let mut tags = version_tags(&route.app, &route.version, PHASE_LIVE, None)?;
     tags.insert(TAG_AFFINITY.into(), affinity_tag(route.affinity).into());
@@ -128,14 +141,25 @@ pub async fn ensure(client: &aws_sdk_elasticloadbalancingv2::Client, config: &Al
                         .healthy_threshold_count(settings.healthy_threshold as i32)
                         .unhealthy_threshold_count(settings.unhealthy_threshold as i32)
                         .matcher(Matcher::builder().http_code("200").build())
-                        .set_tags(Some(tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()))
+                        .set_tags(Some(
+                            tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect(),
+                        ))
                         .send()
                         .await;
                     match out {
-                        Ok(out) => Ok(out.target_groups().first().and_then(|t| t.target_group_arn()).map(str::to_owned)),
+                        Ok(out) => Ok(out
+                            .target_groups()
+                            .first()
+                            .and_then(|t| t.target_group_arn())
+                            .map(str::to_owned)),
                         // Created by a concurrent or lost call: read it back.
-                        Err(e) if e.as_service_error().is_some_and(|s| s.is_duplicate_target_group_name_exception()) => {
-                            Ok(find(client, config, &name).await?.and_then(|t| t.target_group_arn().map(str::to_owned)))
+                        Err(e)
+                            if e.as_service_error()
+                                .is_some_and(|s| s.is_duplicate_target_group_name_exception()) =>
+                        {
+                            Ok(find(client, config, &name)
+                                .await?
+                                .and_then(|t| t.target_group_arn().map(str::to_owned)))
                         }
                         Err(e) => Err(map_sdk_error(PROVIDER, "creating the target group", e)),
                     }
@@ -151,7 +175,11 @@ pub async fn ensure(client: &aws_sdk_elasticloadbalancingv2::Client, config: &Al
     arn.ok_or_else(|| Error::provider(PROVIDER, format!("target group {name} has no ARN"), true))
 }
 
-async fn set_attributes(client: &aws_sdk_elasticloadbalancingv2::Client, config: &AlbConfig, arn: &str) -> Result<()> {
+async fn set_attributes(
+    client: &aws_sdk_elasticloadbalancingv2::Client,
+    config: &AlbConfig,
+    arn: &str,
+) -> Result<()> {
     let s = config.target_group_settings();
     let attrs = [
         ("deregistration_delay.timeout_seconds", s.deregistration_delay.as_secs().to_string()),
@@ -165,7 +193,12 @@ async fn set_attributes(client: &aws_sdk_elasticloadbalancingv2::Client, config:
             client
                 .modify_target_group_attributes()
                 .target_group_arn(arn)
-                .set_attributes(Some(attrs.iter().map(|(k, v)| TargetGroupAttribute::builder().key(*k).value(v).build()).collect()))
+                .set_attributes(Some(
+                    attrs
+                        .iter()
+                        .map(|(k, v)| TargetGroupAttribute::builder().key(*k).value(v).build())
+                        .collect(),
+                ))
                 .send()
                 .await
                 .map_err(|e| map_sdk_error(PROVIDER, "setting the target group's attributes", e))
@@ -175,7 +208,11 @@ async fn set_attributes(client: &aws_sdk_elasticloadbalancingv2::Client, config:
 }
 
 /// The registered targets of a target group with their health.
-pub async fn targets(client: &aws_sdk_elasticloadbalancingv2::Client, config: &AlbConfig, arn: &str) -> Result<Vec<(Target, Health)>> {
+pub async fn targets(
+    client: &aws_sdk_elasticloadbalancingv2::Client,
+    config: &AlbConfig,
+    arn: &str,
+) -> Result<Vec<(Target, Health)>> {
     let out = config
         .retry
         .run("DescribeTargetHealth", || async {
@@ -208,10 +245,13 @@ pub async fn sync_targets(
     route: &VersionRoute,
 ) -> Result<()> {
     let current: Vec<Target> = targets(client, config, arn).await?.into_iter().map(|(t, _)| t).collect();
-    let wanted: Vec<Target> = route.targets.iter().map(|t| target(&t.endpoint.host, t.endpoint.port)).collect();
+    let wanted: Vec<Target> =
+        route.targets.iter().map(|t| target(&t.endpoint.host, t.endpoint.port)).collect();
     let describe = |ts: Vec<&Target>| -> Vec<TargetDescription> {
         ts.into_iter()
-            .map(|t| TargetDescription::builder().id(&t.endpoint.host).port(i32::from(t.endpoint.port)).build())
+            .map(|t| {
+                TargetDescription::builder().id(&t.endpoint.host).port(i32::from(t.endpoint.port)).build()
+            })
             .collect()
     };
     let add = describe(wanted.iter().filter(|t| !current.contains(t)).collect());
@@ -248,7 +288,11 @@ pub async fn sync_targets(
 }
 
 /// Deletes a target group (gone already counts as deleted).
-pub async fn delete(client: &aws_sdk_elasticloadbalancingv2::Client, config: &AlbConfig, arn: &str) -> Result<()> {
+pub async fn delete(
+    client: &aws_sdk_elasticloadbalancingv2::Client,
+    config: &AlbConfig,
+    arn: &str,
+) -> Result<()> {
     config
         .retry
         .run("DeleteTargetGroup", || async {

@@ -63,7 +63,10 @@ impl EcsConfig {
     pub fn from_env() -> Result<Self> {
         let var = |name: &str| std::env::var(format!("{ENV_PREFIX}{name}")).ok().filter(|v| !v.is_empty());
         let cluster = var("CLUSTER").ok_or_else(|| {
-            Error::invalid("PULSE_AWS_CLUSTER", "is not set; use the `cluster` output of the Terraform module")
+            Error::invalid(
+                "PULSE_AWS_CLUSTER",
+                "is not set; use the `cluster` output of the Terraform module",
+            )
         })?;
         let list = |v: Option<String>| -> Vec<String> {
             v.map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
@@ -153,7 +156,10 @@ impl EcsConfigBuilder {
     pub fn build(self) -> Result<EcsConfig> {
         let c = self.0;
         if c.cluster.trim().is_empty() {
-            return Err(Error::invalid("ecs.cluster", "is empty; use the `cluster` output of the Terraform module"));
+            return Err(Error::invalid(
+                "ecs.cluster",
+                "is empty; use the `cluster` output of the Terraform module",
+            ));
         }
         if c.subnets.is_empty() || c.subnets.len() > 16 {
             return Err(Error::invalid(
@@ -169,7 +175,10 @@ impl EcsConfigBuilder {
         }
         c.memory_mib()?;
         if c.cpu.parse::<u32>().is_err() {
-            return Err(Error::invalid("ecs.cpu", format!("`{}` is not a number of CPU units, e.g. `256`", c.cpu)));
+            return Err(Error::invalid(
+                "ecs.cpu",
+                format!("`{}` is not a number of CPU units, e.g. `256`", c.cpu),
+            ));
         }
         Ok(c)
     }

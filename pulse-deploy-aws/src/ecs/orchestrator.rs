@@ -34,7 +34,9 @@ use crate::ecs::EcsConfig;
 use crate::errors::map_sdk_error;
 use crate::limits::{ecs_orchestrator_capabilities, validate_release};
 use crate::names::{service_name, NAME_PREFIX};
-use crate::tags::{release_hash, TAG_APP, TAG_CREATED_AT, TAG_PHASE, TAG_RELEASE_HASH, TAG_VERSION, PHASE_RETIRING};
+use crate::tags::{
+    release_hash, PHASE_RETIRING, TAG_APP, TAG_CREATED_AT, TAG_PHASE, TAG_RELEASE_HASH, TAG_VERSION,
+};
 
 const PROVIDER: &str = "ecs";
 
@@ -124,11 +126,9 @@ impl EcsOrchestrator {
                     .map_err(|e| map_sdk_error(PROVIDER, "describing a service", e))
             })
             .await?;
-        Ok(out
-            .services()
-            .iter()
-            .filter_map(VersionService::from_sdk)
-            .find(|s| s.status != "INACTIVE" && s.tags.get(TAG_APP).map(String::as_str) == Some(app.as_str())))
+        Ok(out.services().iter().filter_map(VersionService::from_sdk).find(|s| {
+            s.status != "INACTIVE" && s.tags.get(TAG_APP).map(String::as_str) == Some(app.as_str())
+        }))
     }
 
     /// Every service of `app` (by name prefix, then by tag: `pulse-a-` also prefixes app `a-b`'s names).
@@ -208,7 +208,8 @@ impl EcsOrchestrator {
                     .map_err(|e| map_sdk_error(PROVIDER, "reading a task definition", e))
             })
             .await?;
-        let td = out.task_definition().ok_or_else(|| Error::NotFound { what: task_definition_arn.to_owned() })?;
+        let td =
+            out.task_definition().ok_or_else(|| Error::NotFound { what: task_definition_arn.to_owned() })?;
         let release = task_definition::release_of(td)?;
         self.releases.lock().expect("release cache").insert(task_definition_arn.to_owned(), release.clone());
         Ok(release)
@@ -239,7 +240,11 @@ impl EcsOrchestrator {
         let Some(out) = out else { return Ok(None) };
         let hash = release_hash(release);
         let same = out.tags().iter().any(|t| t.key() == Some(TAG_RELEASE_HASH) && t.value() == Some(&hash));
-        Ok(if same { out.task_definition().and_then(|td| td.task_definition_arn()).map(str::to_owned) } else { None })
+        Ok(if same {
+            out.task_definition().and_then(|td| td.task_definition_arn()).map(str::to_owned)
+        } else {
+            None
+        })
     }
 
     /// Registers the release's task definition, or reuses an identical revision.
@@ -266,14 +271,16 @@ impl EcsOrchestrator {
 
     async fn create_service(&self, release: &Release, task_definition: &str) -> Result<()> {
         let name = service_name(&release.app, &release.version)?;
-        let mut tags = crate::tags::version_tags(&release.app, &release.version, crate::tags::PHASE_LIVE, Some(release))?;
+        let mut tags = crate::tags::version_tags(
+            &release.app,
+            &release.version,
+            crate::tags::PHASE_LIVE,
+            Some(release),
+        )?;
         let now_ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis();
         tags.insert(TAG_CREATED_AT.to_owned(), now_ms.to_string());
         crate::limits::validate_tags(&tags)?;
-        let tags: Vec<Tag> = tags
-        .into_iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect();
+        let tags: Vec<Tag> = tags.into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
         let network = NetworkConfiguration::builder()
             .awsvpc_configuration(
                 AwsVpcConfiguration::builder()
@@ -285,7 +292,9 @@ impl EcsOrchestrator {
                         AssignPublicIp::Disabled
                     })
                     .build()
-                    .map_err(|e| Error::provider_source(PROVIDER, "building the network configuration", false, e))?,
+                    .map_err(|e| {
+                        Error::provider_source(PROVIDER, "building the network configuration", false, e)
+                    })?,
             )
             .build();
         // The same token for the same release: a retried or resumed create returns the same service.
@@ -343,7 +352,11 @@ impl EcsOrchestrator {
     }
 
     /// The tasks of a service (running, stopping, and recently stopped ones) as instances.
-    async fn instances(&self, service: &VersionService, release: &Release) -> Result<Vec<pulse_deploy_core::Instance>> {
+    async fn instances(
+        &self,
+        service: &VersionService,
+        release: &Release,
+    ) -> Result<Vec<pulse_deploy_core::Instance>> {
         let mut arns = self.task_arns(&service.name, DesiredStatus::Running).await?;
         arns.extend(self.task_arns(&service.name, DesiredStatus::Stopped).await?);
         arns.sort();
@@ -413,9 +426,18 @@ impl EcsOrchestrator {
         self.config
             .retry
             .run("DeleteService", || async {
-                match self.client.delete_service().cluster(&self.config.cluster).service(&service.name).send().await {
+                match self
+                    .client
+                    .delete_service()
+                    .cluster(&self.config.cluster)
+                    .service(&service.name)
+                    .send()
+                    .await
+                {
                     Ok(_) => Ok(()),
-                    Err(e) if e.as_service_error().is_some_and(|s| s.is_service_not_found_exception()) => Ok(()),
+                    Err(e) if e.as_service_error().is_some_and(|s| s.is_service_not_found_exception()) => {
+                        Ok(())
+                    }
                     Err(e) => Err(map_sdk_error(PROVIDER, "deleting the service", e)),
                 }
             })
@@ -442,7 +464,9 @@ impl EcsOrchestrator {
         let mine: Vec<String> = out
             .task_definition_arns()
             .iter()
-            .filter(|arn| arn.rsplit('/').next().and_then(|fr| fr.rsplit_once(':')).is_some_and(|(f, _)| f == family))
+            .filter(|arn| {
+                arn.rsplit('/').next().and_then(|fr| fr.rsplit_once(':')).is_some_and(|(f, _)| f == family)
+            })
             .cloned()
             .collect();
         for arn in mine {
@@ -500,7 +524,12 @@ impl Orchestrator for EcsOrchestrator {
                 continue;
             }
             let instances = self.instances(&service, &release).await?;
-            out.push(VersionState { retiring: service.retiring(), created_at: service.created_at, instances, release });
+            out.push(VersionState {
+                retiring: service.retiring(),
+                created_at: service.created_at,
+                instances,
+                release,
+            });
         }
         Ok(out)
     }
@@ -533,4 +562,3 @@ impl Orchestrator for EcsOrchestrator {
         Ok(())
     }
 }
-

@@ -69,10 +69,11 @@ pub fn spec(release: &Release, config: &EcsConfig) -> Result<TaskDefinitionSpec>
             env.into_iter().map(|(k, v)| KeyValuePair::builder().name(k).value(v).build()).collect(),
         ));
     if let Some(arn) = &config.drain_secret_arn {
-        container =
-            container.secrets(EcsSecret::builder().name("PULSE_DRAIN_SECRET").value_from(arn).build().map_err(
-                |e| Error::provider_source("ecs", "building the drain secret reference", false, e),
-            )?);
+        container = container.secrets(
+            EcsSecret::builder().name("PULSE_DRAIN_SECRET").value_from(arn).build().map_err(|e| {
+                Error::provider_source("ecs", "building the drain secret reference", false, e)
+            })?,
+        );
     }
     if let Some(group) = &config.log_group {
         container = container.log_configuration(

@@ -75,7 +75,11 @@ pub struct AlbHarness<'a> {
 impl<'a> AlbHarness<'a> {
     /// A harness on `emulator`.
     pub fn new(emulator: &'a Emulator) -> Self {
-        AlbHarness { emulator, upstreams: Mutex::new(HashMap::new()), balancers: tokio::sync::Mutex::new(Vec::new()) }
+        AlbHarness {
+            emulator,
+            upstreams: Mutex::new(HashMap::new()),
+            balancers: tokio::sync::Mutex::new(Vec::new()),
+        }
     }
 
     /// Deletes every load balancer the harness created.

@@ -4,7 +4,8 @@
 //! fixed 404 and the rule that blocks `/_pulse/admin/*`.
 
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, FixedResponseActionConfig, PathPatternConditionConfig, ProtocolEnum, RuleCondition,
+    Action, ActionTypeEnum, FixedResponseActionConfig, PathPatternConditionConfig, ProtocolEnum,
+    RuleCondition,
 };
 use pulse_deploy_core::AppName;
 
@@ -32,7 +33,12 @@ pub fn network(moto: &MotoServer) -> Network {
         .iter()
         .map(|(cidr, az)| {
             xml_value(
-                &moto.ec2(&[("Action", "CreateSubnet"), ("VpcId", &vpc_id), ("CidrBlock", cidr), ("AvailabilityZone", az)]),
+                &moto.ec2(&[
+                    ("Action", "CreateSubnet"),
+                    ("VpcId", &vpc_id),
+                    ("CidrBlock", cidr),
+                    ("AvailabilityZone", az),
+                ]),
                 "subnetId",
             )
         })
@@ -50,7 +56,11 @@ pub fn network(moto: &MotoServer) -> Network {
 }
 
 /// Creates the load balancer `pulse-{app}` and its listener, as the Terraform module does for an app.
-pub async fn app_load_balancer(elbv2: &aws_sdk_elasticloadbalancingv2::Client, net: &Network, app: &AppName) -> String {
+pub async fn app_load_balancer(
+    elbv2: &aws_sdk_elasticloadbalancingv2::Client,
+    net: &Network,
+    app: &AppName,
+) -> String {
     let lb = elbv2
         .create_load_balancer()
         .name(format!("pulse-{app}"))
@@ -64,7 +74,11 @@ pub async fn app_load_balancer(elbv2: &aws_sdk_elasticloadbalancingv2::Client, n
         Action::builder()
             .r#type(ActionTypeEnum::FixedResponse)
             .fixed_response_config(
-                FixedResponseActionConfig::builder().status_code("404").content_type("text/plain").message_body(body).build(),
+                FixedResponseActionConfig::builder()
+                    .status_code("404")
+                    .content_type("text/plain")
+                    .message_body(body)
+                    .build(),
             )
             .build()
     };
@@ -86,7 +100,10 @@ pub async fn app_load_balancer(elbv2: &aws_sdk_elasticloadbalancingv2::Client, n
             RuleCondition::builder()
                 .field("path-pattern")
                 .path_pattern_config(
-                    PathPatternConditionConfig::builder().values("/_pulse/admin").values("/_pulse/admin/*").build(),
+                    PathPatternConditionConfig::builder()
+                        .values("/_pulse/admin")
+                        .values("/_pulse/admin/*")
+                        .build(),
                 )
                 .build(),
         )

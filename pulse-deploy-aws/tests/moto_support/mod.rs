@@ -9,9 +9,6 @@
 //!
 //! The providers are the product's own, configured only with an endpoint override and static dummy
 //! credentials; nothing in them knows it talks to an emulator.
-//!
-//! `PULSE_AWS_TEST_ENDPOINT_URL` points the same tests at another emulator (LocalStack) instead of
-//! starting moto; the stand-ins stay on.
 
 #![allow(dead_code)]
 
@@ -41,8 +38,8 @@ pub struct Emulator {
     pub network: Network,
     /// The stand-in for ECS's scheduler.
     pub scheduler: SchedulerStandIn,
-    /// moto itself (None when another endpoint was given).
-    pub moto: Option<MotoServer>,
+    /// moto itself.
+    pub moto: MotoServer,
 }
 
 impl std::fmt::Debug for Emulator {
@@ -53,31 +50,25 @@ impl std::fmt::Debug for Emulator {
 
 /// Retries tuned for an emulator: errors surface fast.
 pub fn test_retry() -> RetryPolicy {
-    RetryPolicy { first_backoff: Duration::from_millis(20), max_backoff: Duration::from_millis(500), deadline: Duration::from_secs(10) }
+    RetryPolicy {
+        first_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(500),
+        deadline: Duration::from_secs(10),
+    }
 }
 
 impl Emulator {
-    /// Starts moto (or uses `PULSE_AWS_TEST_ENDPOINT_URL`) and creates the shared infrastructure.
+    /// Starts moto and creates the shared infrastructure.
     /// `None` when moto is not installed outside CI (the test then skips, saying why).
     pub async fn start(plane: Arc<dyn DataPlane>) -> Option<Emulator> {
-        let (moto, url) = match std::env::var("PULSE_AWS_TEST_ENDPOINT_URL") {
-            Ok(url) if !url.is_empty() => (None, url),
-            _ => {
-                let moto = tokio::task::spawn_blocking(MotoServer::start).await.expect("moto start")?;
-                let url = moto.url();
-                (Some(moto), url)
-            }
-        };
+        let moto = tokio::task::spawn_blocking(MotoServer::start).await.expect("moto start")?;
         let aws = AwsConfig::builder()
-            .endpoint_url(url)
+            .endpoint_url(moto.url())
             .region("us-east-1")
             .static_credentials("testing", "testing")
             .build()
             .expect("emulator config");
-        let network = match &moto {
-            Some(m) => infra::network(m),
-            None => panic!("PULSE_AWS_TEST_ENDPOINT_URL: give the network too (not supported yet)"),
-        };
+        let network = infra::network(&moto);
         aws.ecs().create_cluster().cluster_name(CLUSTER).send().await.expect("CreateCluster");
         let scheduler = SchedulerStandIn::start(aws.ecs(), CLUSTER.into(), plane);
         Some(Emulator { aws, network, scheduler, moto })

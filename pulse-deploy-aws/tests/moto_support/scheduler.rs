@@ -63,7 +63,8 @@ impl Drop for SchedulerStandIn {
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 async fn services(ecs: &aws_sdk_ecs::Client, cluster: &str) -> Result<Vec<Service>, BoxError> {
-    let arns: Vec<String> = ecs.list_services().cluster(cluster).max_results(100).send().await?.service_arns().to_vec();
+    let arns: Vec<String> =
+        ecs.list_services().cluster(cluster).max_results(100).send().await?.service_arns().to_vec();
     let mut out = Vec::new();
     for chunk in arns.chunks(10) {
         let d = ecs
@@ -79,7 +80,14 @@ async fn services(ecs: &aws_sdk_ecs::Client, cluster: &str) -> Result<Vec<Servic
 }
 
 async fn running_tasks(ecs: &aws_sdk_ecs::Client, cluster: &str) -> Result<Vec<Task>, BoxError> {
-    let arns = ecs.list_tasks().cluster(cluster).desired_status(DesiredStatus::Running).send().await?.task_arns().to_vec();
+    let arns = ecs
+        .list_tasks()
+        .cluster(cluster)
+        .desired_status(DesiredStatus::Running)
+        .send()
+        .await?
+        .task_arns()
+        .to_vec();
     let mut out = Vec::new();
     for chunk in arns.chunks(100) {
         let d = ecs.describe_tasks().cluster(cluster).set_tasks(Some(chunk.to_vec())).send().await?;

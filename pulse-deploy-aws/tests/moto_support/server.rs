@@ -18,9 +18,9 @@ pub struct MotoServer {
 /// Where `moto_server` is: `PULSE_MOTO_BIN`, else `.venv/bin/moto_server` at the workspace root (put
 /// there by `cargo xtask install-tools`).
 pub fn moto_bin() -> PathBuf {
-    std::env::var_os("PULSE_MOTO_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server")
-    })
+    std::env::var_os("PULSE_MOTO_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server"))
 }
 
 impl MotoServer {
@@ -63,7 +63,8 @@ impl MotoServer {
                 }
             }
         });
-        let port = rx.recv_timeout(Duration::from_secs(30)).expect("moto_server printed its port within 30 s");
+        let port =
+            rx.recv_timeout(Duration::from_secs(30)).expect("moto_server printed its port within 30 s");
         let server = MotoServer { child, port };
         let deadline = Instant::now() + Duration::from_secs(30);
         while server.get("/moto-api/data.json").is_err() {
@@ -93,7 +94,10 @@ impl MotoServer {
         let mut out = String::new();
         s.read_to_string(&mut out)?;
         if !out.starts_with("HTTP/1.1 2") && !out.starts_with("HTTP/1.0 2") {
-            return Err(std::io::Error::other(format!("moto answered: {}", out.lines().next().unwrap_or(""))));
+            return Err(std::io::Error::other(format!(
+                "moto answered: {}",
+                out.lines().next().unwrap_or("")
+            )));
         }
         Ok(out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
     }
