@@ -3,8 +3,9 @@
 //! as an axum [`Router`] to merge into the app ([`DrainState::router`]).
 //!
 //! Admin requests are checked in this order, and a rejected request never changes the serving state:
-//! method (405 with `Allow`), throttling (429 with `Retry-After`), credentials (401 with
-//! `WWW-Authenticate: Bearer`), body (400). Only then does the endpoint act.
+//! method (405 with `Allow`), credentials — the exact secret passes; anything else is 429 with
+//! `Retry-After` while the peer is throttled, else 401 with `WWW-Authenticate: Bearer` — then body (400).
+//! Only then does the endpoint act. A valid token is never throttled (see [`authenticate`]).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -94,11 +95,30 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&[u8]> {
     Some(token)
 }
 
-/// Throttling, then credentials. `Err` is the answer to return.
+/// Credentials, then throttling of failures. `Err` is the answer to return.
+///
+/// A valid token is never throttled (the deployer is never locked out, even when an attacker shares its
+/// address behind a proxy): the token is compared with the secret in constant time first, and throttling
+/// applies to failures only — a throttled peer gets `429` for anything but the exact secret. While the peer
+/// is throttled, the token is compared with the cached secret only (no re-read of the secret's source), so
+/// a throttled attacker cannot make the server call the source. Safe because the secret, not the throttle,
+/// is what resists guessing: at least 16 printable characters (about 2^105 values; the deployer's are 256
+/// bits) cannot be found online at any request rate; the throttle only bounds how fast failures come.
 async fn authenticate(state: &DrainState, req: &http::request::Parts) -> Result<(), Response> {
     let peer = peer(req);
     let throttle = &state.inner.throttle;
-    if let Err(retry) = throttle.check(peer) {
+    let throttled = throttle.check(peer);
+    let token = bearer_token(&req.headers);
+    if let Some(token) = token {
+        let valid = match throttled {
+            Ok(()) => state.inner.secret.verify(token).await,
+            Err(_) => state.inner.secret.verify_cached(token).await,
+        };
+        if valid {
+            return Ok(());
+        }
+    }
+    if let Err(retry) = throttled {
         let mut r = error(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_requests",
@@ -108,24 +128,19 @@ async fn authenticate(state: &DrainState, req: &http::request::Parts) -> Result<
         r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         return Err(r);
     }
-    let Some(token) = bearer_token(&req.headers) else {
-        throttle.record_failure(peer);
+    throttle.record_failure(peer);
+    if token.is_none() {
         let present = req.headers.contains_key(header::AUTHORIZATION);
         tracing::warn!(?peer, path = %req.uri.path(), "admin request without valid Bearer credentials");
-        return Err(unauthorized(present));
-    };
-    if state.inner.secret.verify(token).await {
-        throttle.record_success(peer);
-        Ok(())
+        Err(unauthorized(present))
     } else {
-        throttle.record_failure(peer);
         tracing::warn!(?peer, path = %req.uri.path(), "admin request with a wrong drain secret");
         Err(unauthorized(true))
     }
 }
 
-/// The checks every admin `POST` passes, in the spec's order: method (405), then throttling and
-/// credentials ([`authenticate`]: 429, 401), then a body of at most 4096 bytes (400).
+/// The checks every admin `POST` passes, in the spec's order: method (405), then credentials and
+/// throttling of failures ([`authenticate`]: 401, 429), then a body of at most 4096 bytes (400).
 async fn authenticated_post_body(state: &DrainState, req: Request) -> Result<axum::body::Bytes, Response> {
     if req.method() != Method::POST {
         return Err(method_not_allowed("POST"));

@@ -79,6 +79,7 @@ impl DrainConfig {
             max_auth_failures: DEFAULT_MAX_AUTH_FAILURES,
             throttle_window: DEFAULT_THROTTLE_WINDOW,
             handle_signals: true,
+            app_routes: Vec::new(),
         }
     }
 
@@ -116,6 +117,7 @@ pub struct DrainConfigBuilder {
     max_auth_failures: u32,
     throttle_window: Duration,
     handle_signals: bool,
+    app_routes: Vec<String>,
 }
 
 fn env_nonempty(name: &str) -> Option<String> {
@@ -246,6 +248,18 @@ impl DrainConfigBuilder {
         self
     }
 
+    /// The app's own routes (axum route paths, e.g. `/` and `/ws`), so that [`DrainConfigBuilder::build`]
+    /// refuses a health path equal to one of them: the health route would otherwise shadow the app's route
+    /// (or be shadowed by it) without a word. Adds to the routes given before.
+    pub fn app_routes<I, P>(mut self, routes: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<String>,
+    {
+        self.app_routes.extend(routes.into_iter().map(Into::into));
+        self
+    }
+
     /// Validates and builds.
     pub fn build(self) -> Result<DrainConfig> {
         let version = self.version.trim().to_owned();
@@ -256,12 +270,7 @@ impl DrainConfigBuilder {
             ));
         }
         if let InstanceIdSource::Fixed(id) = &self.instance_id {
-            if id.trim().is_empty() || id.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
-                return Err(Error::invalid(
-                    "PULSE_INSTANCE_ID",
-                    "must be non-empty printable ASCII without spaces (it is sent in headers)",
-                ));
-            }
+            crate::identity::check_instance_id("PULSE_INSTANCE_ID", id)?;
         }
         let secret = self.secret.ok_or_else(|| {
             Error::invalid(
@@ -269,12 +278,7 @@ impl DrainConfigBuilder {
                 "no drain secret; set PULSE_DRAIN_SECRET or PULSE_DRAIN_SECRET_FILE (at least 16 characters)",
             )
         })?;
-        if !self.health_path.starts_with('/') || self.health_path.starts_with("/_pulse/admin") {
-            return Err(Error::invalid(
-                "PULSE_HEALTH_PATH",
-                "must start with `/` and must not be under /_pulse/admin (health is public)",
-            ));
-        }
+        check_health_path(&self.health_path, &self.app_routes)?;
         in_range("PULSE_DRAIN_DEADLINE_SECS", self.default_deadline, Duration::ZERO, MAX_DRAIN_DEADLINE)?;
         in_range(
             "PULSE_SHUTDOWN_TIMEOUT_SECS",
@@ -305,6 +309,47 @@ impl DrainConfigBuilder {
     }
 }
 
+/// Longest accepted health path.
+pub const MAX_HEALTH_PATH_LEN: usize = 256;
+
+/// The health path must be a plain absolute path: `/` then segments of `A-Z a-z 0-9 - . _ ~`, no empty,
+/// `.` or `..` segment, at most [`MAX_HEALTH_PATH_LEN`] bytes (so it is matched literally: no route
+/// parameter `{x}`, wildcard or percent-encoding an axum router or a proxy would read otherwise), not under
+/// `/_pulse/admin` (health is public) and not one of the app's own routes.
+fn check_health_path(path: &str, app_routes: &[String]) -> Result<()> {
+    let name = "PULSE_HEALTH_PATH";
+    let segments: Vec<&str> = path.strip_prefix('/').map(|p| p.split('/').collect()).unwrap_or_default();
+    let plain = |seg: &&str| {
+        !seg.is_empty()
+            && *seg != "."
+            && *seg != ".."
+            && seg.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+    };
+    if !path.starts_with('/') || path.len() > MAX_HEALTH_PATH_LEN || !segments.iter().all(plain) {
+        return Err(Error::invalid(
+            name,
+            format!(
+                "`{}` is not a plain absolute path: use `/` and segments of letters, digits, `-`, `.`, `_`, `~` \
+                 (at most {MAX_HEALTH_PATH_LEN} bytes), e.g. /health",
+                path.escape_debug()
+            ),
+        ));
+    }
+    if path == "/_pulse/admin" || path.starts_with("/_pulse/admin/") {
+        return Err(Error::invalid(
+            name,
+            "must not be under /_pulse/admin (health is public); use e.g. /health",
+        ));
+    }
+    if let Some(route) = app_routes.iter().find(|r| r.as_str() == path) {
+        return Err(Error::invalid(
+            name,
+            format!("`{path}` is one of the app's routes (`{route}`); choose a path the app does not serve, e.g. /health"),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,5 +374,27 @@ mod tests {
         assert!(refused(builder().secret_refresh(huge)).contains("secret_refresh"));
         assert!(refused(builder().throttle(5, huge)).contains("throttle.window"));
         assert!(refused(builder().throttle(0, Duration::from_secs(10))).contains("throttle.max_failures"));
+    }
+
+    #[test]
+    fn health_path_is_plain_and_not_an_app_route() {
+        for good in ["/health", "/_pulse/health", "/a/b-c.d_e~f", "/healthz"] {
+            assert!(builder().health_path(good).app_routes(["/", "/ws"]).build().is_ok(), "{good}");
+        }
+        for bad in [
+            "", "health", "/", "/a//b", "/a/", "/{id}", "/:id", "/*rest", "/a b", "/a?b", "/a#b", "/%2e",
+            "/./a", "/a/..", "/h\u{e9}", "/\n",
+        ] {
+            let e = refused(builder().health_path(bad));
+            assert!(e.contains("PULSE_HEALTH_PATH") && e.contains("plain absolute path"), "{bad:?}: {e}");
+        }
+        let long = format!("/{}", "a".repeat(MAX_HEALTH_PATH_LEN));
+        assert!(refused(builder().health_path(long)).contains("PULSE_HEALTH_PATH"));
+        for admin in ["/_pulse/admin", "/_pulse/admin/status"] {
+            assert!(refused(builder().health_path(admin)).contains("/_pulse/admin"), "{admin}");
+        }
+        assert!(builder().health_path("/_pulse/administrator").build().is_ok());
+        let shadow = refused(builder().health_path("/ws").app_routes(["/", "/ws"]));
+        assert!(shadow.contains("PULSE_HEALTH_PATH") && shadow.contains("app's routes"), "{shadow}");
     }
 }

@@ -20,29 +20,52 @@ pub enum InstanceIdSource {
     Detect,
 }
 
+/// Longest accepted instance id (a host name has at most 253, an ECS task ARN about 100).
+pub const MAX_INSTANCE_ID_LEN: usize = 255;
+
+/// An instance id is sent in headers and matched by the deployer: 1 to [`MAX_INSTANCE_ID_LEN`] printable
+/// ASCII characters without spaces (`0x21`-`0x7e`). `setting` names where it came from.
+pub(crate) fn check_instance_id(setting: &'static str, id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > MAX_INSTANCE_ID_LEN || id.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
+        return Err(Error::invalid(
+            setting,
+            format!(
+                "the instance id `{}` must be 1 to {MAX_INSTANCE_ID_LEN} printable ASCII characters without \
+                 spaces (it is sent in headers); set PULSE_INSTANCE_ID to what the orchestrator calls the instance",
+                id.escape_debug()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl InstanceIdSource {
-    /// Resolves the id.
+    /// Resolves the id and checks it ([`MAX_INSTANCE_ID_LEN`] printable ASCII characters without spaces),
+    /// with an error naming where it came from.
     pub async fn resolve(&self) -> Result<String> {
-        match self {
-            InstanceIdSource::Fixed(id) => Ok(id.clone()),
-            InstanceIdSource::Detect => detect().await,
-        }
+        let (setting, id) = match self {
+            InstanceIdSource::Fixed(id) => ("PULSE_INSTANCE_ID", id.clone()),
+            InstanceIdSource::Detect => detect().await?,
+        };
+        check_instance_id(setting, &id)?;
+        Ok(id)
     }
 }
 
-async fn detect() -> Result<String> {
+/// The id and the setting it came from.
+async fn detect() -> Result<(&'static str, String)> {
     if let Some(id) = std::env::var("PULSE_INSTANCE_ID").ok().filter(|s| !s.trim().is_empty()) {
-        return Ok(id.trim().to_owned());
+        return Ok(("PULSE_INSTANCE_ID", id.trim().to_owned()));
     }
     if let Some(uri) = std::env::var("ECS_CONTAINER_METADATA_URI_V4").ok().filter(|s| !s.trim().is_empty()) {
         match ecs_task_arn(uri.trim()).await {
-            Ok(arn) => return Ok(arn),
+            Ok(arn) => return Ok(("ECS_CONTAINER_METADATA_URI_V4 (TaskARN)", arn)),
             Err(e) => {
                 tracing::warn!(error = %e, "ECS task metadata unavailable; using the host name as instance id")
             }
         }
     }
-    hostname().ok_or_else(|| {
+    hostname().map(|h| ("HOSTNAME (the host name)", h)).ok_or_else(|| {
         Error::invalid(
             "PULSE_INSTANCE_ID",
             "no instance id: set PULSE_INSTANCE_ID (no ECS task metadata and no host name were found)",

@@ -74,10 +74,10 @@ mod throttle;
 pub use admin::parse_drain_body;
 pub use config::{
     DrainConfig, DrainConfigBuilder, DEFAULT_DRAIN_DEADLINE, DEFAULT_MAX_AUTH_FAILURES,
-    DEFAULT_SECRET_REFRESH, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_THROTTLE_WINDOW,
+    DEFAULT_SECRET_REFRESH, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_THROTTLE_WINDOW, MAX_HEALTH_PATH_LEN,
 };
 pub use gate::{is_websocket_upgrade, location_without_affinity, NewSessionGate, NewSessionGateLayer};
-pub use identity::InstanceIdSource;
+pub use identity::{InstanceIdSource, MAX_INSTANCE_ID_LEN};
 pub use secret::{SecretFactory, SecretSource};
 pub use shutdown::{going_away, serve, serve_with, ShutdownReport, HEADER_READ_TIMEOUT};
 pub use state::{DrainState, SessionGuard};

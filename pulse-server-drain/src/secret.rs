@@ -113,6 +113,12 @@ impl SecretStore {
         }
     }
 
+    /// Whether `candidate` is the cached secret (constant-time comparison), without reading the source:
+    /// for a throttled peer, which must not make the server call the source.
+    pub(crate) async fn verify_cached(&self, candidate: &[u8]) -> bool {
+        self.current.read().await.0.matches(candidate)
+    }
+
     /// Whether `candidate` is the current secret (constant-time comparison).
     pub(crate) async fn verify(&self, candidate: &[u8]) -> bool {
         if self.current.read().await.1.elapsed() >= self.refresh {

@@ -49,7 +49,8 @@ async fn credentials_methods_and_throttling() {
     assert_eq!(a.json()["instance_id"], demo.instance.as_str());
     assert_eq!(a.header("cache-control"), Some("no-store"));
 
-    // Throttling: after 5 failures, 429 with Retry-After, even for the right secret, and no state change.
+    // Throttling: after 5 failures, 429 with Retry-After for failures, no state change; the right secret
+    // still passes (a valid token is never throttled: the deployer is never locked out).
     let mut statuses = Vec::new();
     for _ in 0..7 {
         statuses.push(
@@ -58,12 +59,24 @@ async fn credentials_methods_and_throttling() {
                 .status,
         );
     }
-    assert_eq!(&statuses[..5], &[StatusCode::UNAUTHORIZED; 5]);
-    assert_eq!(statuses[5], StatusCode::TOO_MANY_REQUESTS);
-    let a = request(Method::POST, &drain, &[("authorization", &good)], "").await;
-    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(a.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
+    // The 2 failures at the top count too (the successes since reset nothing): failures 3 to 5 are 401,
+    // the 6th on 429.
+    assert_eq!(&statuses[..3], &[StatusCode::UNAUTHORIZED; 3]);
+    assert_eq!(&statuses[3..], &[StatusCode::TOO_MANY_REQUESTS; 4]);
+    for auth in [&[("authorization", "Bearer nope-nope-nope-nope")][..], &[], &[("authorization", "Basic x")]]
+    {
+        let a = request(Method::POST, &drain, auth, "").await;
+        assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{auth:?}");
+        assert!(a.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
+    }
     assert_eq!(demo.state.state(), ServingState::Serving);
+    let a = request(Method::GET, &status, &[("authorization", &good)], "").await;
+    assert_eq!(a.status, StatusCode::OK, "the right secret passes while its address is throttled");
+    let a = request(Method::POST, &drain, &[("authorization", "Bearer nope-nope-nope-nope")], "").await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "a success does not reset the failures");
+    let a = request(Method::POST, &drain, &[("authorization", &good)], "").await;
+    assert_eq!(a.status, StatusCode::OK, "the deployer's drain goes through");
+    assert!(demo.state.state().is_draining());
     demo.state.begin_shutdown("test over");
     demo.server.await.unwrap().unwrap();
 }

@@ -118,8 +118,14 @@ async fn rejected_requests_change_nothing() {
         let a = request(Method::POST, &url, &[("authorization", "Bearer wrong-secret-0123456789")], "").await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     }
-    let a = request(Method::POST, &url, &[("authorization", &bearer())], "").await;
-    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "throttled before credentials are checked");
+    let a = request(Method::POST, &url, &[("authorization", "Bearer wrong-secret-0123456789")], "").await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "failures are throttled");
     assert!(a.header("retry-after").is_some());
+    let a = request(Method::POST, &url, &[("authorization", &bearer())], "[]").await;
+    assert_eq!(
+        a.status,
+        StatusCode::BAD_REQUEST,
+        "the right secret is never throttled; its bad body is a 400"
+    );
     assert_eq!(demo.state.state(), ServingState::Draining, "no rejected request changed the state");
 }

@@ -221,9 +221,7 @@ impl PulseTab {
                     }
                 }
                 Incoming::Event(_, _) => continue,
-                Incoming::Closed(code) => {
-                    return Err(format!("socket closed ({code:?}) while waiting for {want}"))
-                }
+                Incoming::Closed(code) => return Ok(Clicked::Closed(code)),
             }
         }
     }

@@ -2,6 +2,8 @@
 //! Docker orchestrator, driven the way a browser drives it: the page-tier stand-in prerenders with the
 //! browser's cookies, the Socket.IO client connects with the render id in `auth.render_id`, attaches and
 //! clicks the counter; every answer is checked. A connect without a render id is refused at CONNECT.
+//! The app carries the drain plugin: its status call (with the orchestrator's secret, which reaches the
+//! app through the mounted `PULSE_DRAIN_SECRET_FILE`) counts the open renders.
 //!
 //! Needs Docker (and, the first time the Python images are built, Debian's mirror and PyPI); with
 //! `CI=true` an unreachable Docker fails, otherwise the test skips and says why.
@@ -38,7 +40,8 @@ async fn example_pulse_app_serves_tabs_through_prerender_and_socketio() {
     let suffix: String = (0..5).map(|_| (b'a' + rand::random::<u8>() % 26) as char).collect();
     let app = AppName::new(format!("pytab-{suffix}")).unwrap();
     let state_dir = std::env::temp_dir().join(format!("pulse-deploy-test-{app}"));
-    let secret = Secret::new("test", format!("test-secret-{:016x}", rand::random::<u64>())).unwrap();
+    let token = format!("test-secret-{:016x}", rand::random::<u64>());
+    let secret = Secret::new("test", token.clone()).unwrap();
     let o = DockerOrchestrator::builder()
         .drain_secret(secret)
         .state_dir(&state_dir)
@@ -95,6 +98,24 @@ async fn example_pulse_app_serves_tabs_through_prerender_and_socketio() {
         let ids: std::collections::BTreeSet<_> = tabs.iter().map(|t| t.page.render_id.clone()).collect();
         if ids.len() != 3 || tabs.iter().any(|t| t.count != 5) {
             return Err(format!("each tab must have its own render and count 5: {tabs:?}"));
+        }
+        // The drain plugin answers its status call with the secret the orchestrator mounted, and counts
+        // the renders; without the secret it refuses.
+        let status_url = format!("{base}/_pulse/admin/status");
+        let status = http.get(&status_url, &[("authorization", format!("Bearer {token}"))]).await?;
+        let body: serde_json::Value = serde_json::from_slice(&status.body).map_err(|e| e.to_string())?;
+        if status.status != 200
+            || body["state"] != "serving"
+            || body["version"] != "v1"
+            || body["instance_id"] != instance.as_str()
+            || body["active_sessions"].as_u64() != Some(3)
+        {
+            return Err(format!("status with the secret: {} {body}", status.status));
+        }
+        let refused =
+            http.get(&status_url, &[("authorization", "Bearer wrong-secret-0000000000".into())]).await?;
+        if refused.status != 401 {
+            return Err(format!("status with a wrong token: expected 401, got {}", refused.status));
         }
         // A second tab of the same browser (same cookies) gets its own render.
         let jar = tabs[0].jar.clone();

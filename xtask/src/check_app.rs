@@ -10,9 +10,12 @@ use crate::util::{cargo, run};
 pub fn run_check(args: &[String]) -> Result<(), String> {
     if args.iter().any(|a| a == "-h" || a == "--help") || args.is_empty() {
         println!(
-            "cargo xtask check-app --url http://HOST:PORT [--secret S | --secret-file PATH] [--health-path P] \
-             [--page-path P | --no-page] [--ws-path P | --no-ws] [--deadline-secs N] [--no-throttle] \
-             [--expect-version V] [--expect-instance ID]\n\nThe secret may also come from PULSE_DRAIN_SECRET. \
+            "cargo xtask check-app --url http://HOST:PORT [--mode plain|pulse] [--secret S | --secret-file PATH] \
+             [--health-path P] [--page-path P | --no-page] [--ws-path P | --no-ws] [--prerender-path P] \
+             [--deadline-secs N] [--no-throttle] [--expect-version V] [--expect-instance ID]\n\n\
+             --mode pulse checks a Pulse app with the Python plugin (prerender + Socket.IO CONNECT; health \
+             /_pulse/health); plain (the default) the generic protocol of the Rust server.\n\
+             The secret may also come from PULSE_DRAIN_SECRET. \
              The checker drains the server: run it against a dedicated instance."
         );
         return if args.is_empty() { Err("--url is required".into()) } else { Ok(()) };

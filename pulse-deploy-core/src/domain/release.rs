@@ -86,7 +86,7 @@ impl Release {
             port: 8000,
             env: BTreeMap::new(),
             health_path: "/health".into(),
-            drain_deadline: Duration::from_secs(6 * 3600),
+            drain_deadline: crate::drain::wire::deadline::DEFAULT_DRAIN_DEADLINE,
             stop_grace: Duration::from_secs(30),
             affinity: AffinityMode::default(),
         }

@@ -7,6 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+pub mod deadline;
+
 /// Path of the drain endpoint (`POST`).
 pub const DRAIN_PATH: &str = "/_pulse/admin/drain";
 /// Path of the undrain endpoint (`POST`): `draining` back to `serving`.
@@ -57,7 +59,7 @@ pub struct DrainRequest {
 impl DrainRequest {
     /// A request with the given deadline.
     pub fn with_deadline(deadline: Duration) -> Self {
-        DrainRequest { deadline_secs: Some(deadline.as_secs().max(1)) }
+        DrainRequest { deadline_secs: Some(deadline::wire_secs(deadline)) }
     }
 }
 

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 
 use super::cluster::InMemoryCluster;
 use super::world::DrainMark;
-use crate::drain::{DrainClient, InstanceStatus, ServingState};
+use crate::drain::{wire, DrainClient, InstanceStatus, ServingState};
 use crate::{Endpoint, Error, Instance, Result};
 
 /// The in-memory [`DrainClient`]. Get one from [`InMemoryCluster::drain_client`].
@@ -54,12 +54,15 @@ impl DrainClient for InMemoryDrainClient {
         let mut world = self.cluster.locked_at(now);
         let id =
             world.instance_at(endpoint).map(|(_, _, i)| i.id.clone()).ok_or_else(|| unreachable(endpoint))?;
-        let deadline = now + Duration::from_secs(deadline.as_secs().max(1));
+        let deadline = now + Duration::from_secs(wire::deadline::wire_secs(deadline));
         for app in world.apps.values_mut() {
             for version in &mut app.versions {
                 for instance in version.instances.iter_mut().filter(|i| i.id == id) {
                     instance.drain = Some(match instance.drain {
-                        Some(mark) => DrainMark { since: mark.since, deadline: mark.deadline.min(deadline) },
+                        Some(mark) => DrainMark {
+                            since: mark.since,
+                            deadline: wire::deadline::keep_earlier(Some(mark.deadline), deadline),
+                        },
                         None => DrainMark { since: now, deadline },
                     });
                 }

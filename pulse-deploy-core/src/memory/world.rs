@@ -13,6 +13,7 @@ use rand::SeedableRng;
 
 use super::router::WeightChange;
 use super::sessions::{EndedSession, SessionId};
+use crate::drain::wire::deadline;
 use crate::drain::{InstanceStatus, ServingState};
 use crate::{
     AppName, Endpoint, Health, Instance, InstanceId, InstanceState, Release, Target, VersionId, VersionRoute,
@@ -288,7 +289,13 @@ impl World {
         }
         match instance.drain {
             None => ServingState::Serving,
-            Some(d) if now >= d.deadline || self.sessions_on_instance(&instance.id) == 0 => {
+            Some(d)
+                if deadline::is_drained(
+                    self.sessions_on_instance(&instance.id) as u64,
+                    now,
+                    Some(d.deadline),
+                ) =>
+            {
                 ServingState::Drained
             }
             Some(_) => ServingState::Draining,

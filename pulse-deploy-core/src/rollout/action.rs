@@ -6,6 +6,7 @@ use crate::{Release, VersionId, VersionRoute, Weights};
 
 /// One idempotent provider call decided by the planner.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "an action does nothing until the executor applies it"]
 pub enum Action {
     /// Attach (or update the targets of) a version in the router. A new version gets weight 0.
     Attach(VersionRoute),

@@ -30,6 +30,7 @@ use pulse_deploy_core::{AffinityMode, AppName, VersionId, VersionRoute};
 use serde_json::{json, Value};
 
 use super::state::AppRouting;
+use super::xds::XdsPaths;
 
 /// Name of the route configuration served through RDS.
 pub const ROUTE_CONFIG_NAME: &str = "pulse-public";
@@ -68,17 +69,6 @@ impl Default for ConfigSettings {
             route_timeout: None,
         }
     }
-}
-
-/// Where the xDS files live, as Envoy sees them.
-#[derive(Debug, Clone, Copy)]
-pub struct XdsPaths<'a> {
-    /// The watched directory (files are renamed into it).
-    pub dir: &'a Path,
-    /// The CDS file inside `dir`.
-    pub cds: &'a Path,
-    /// The RDS file inside `dir`.
-    pub rds: &'a Path,
 }
 
 /// The routing state that configuration is generated from.
@@ -462,11 +452,6 @@ pub fn route_configuration(input: RoutingInput<'_>, settings: &ConfigSettings) -
     };
     vhosts.push(json!({ "name": "default", "domains": ["*"], "routes": default_routes }));
     json!({ "@type": ROUTE_TYPE, "name": ROUTE_CONFIG_NAME, "virtual_hosts": vhosts })
-}
-
-/// A discovery-response file body: `{"version_info": ..., "resources": [...]}`.
-pub fn discovery_response(version_info: &str, resources: Vec<Value>) -> Value {
-    json!({ "version_info": version_info, "resources": resources })
 }
 
 /// A self-contained bootstrap with the same listener, clusters and routes inlined as static resources, for

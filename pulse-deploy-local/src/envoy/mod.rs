@@ -6,7 +6,11 @@
 //! - [`state`]: the persisted routing state (`state.json`) a restarted deployer reads back;
 //! - [`process`]: finding, starting (detached) and stopping Envoy;
 //! - [`admin`]: reading readiness, applied versions and host health from Envoy's loopback admin API;
-//! - [`router`]: [`EnvoyRouter`] itself, which orders the writes safely and waits for Envoy to apply them.
+//! - [`router`]: [`EnvoyRouter`] itself, a file per job: its builder, supervising the Envoy process,
+//!   applying a routing state in the safe order, the state directory's lock, offline validation, and the
+//!   `TrafficRouter` implementation.
+//!
+//! Imports go one way: `xds` (files) <- `state` (the persisted intent) <- `config` (generation) <- `router`.
 //!
 //! Not for: running the instances (that is the orchestrator's job) or talking to them (the deployer
 //! reaches instances directly; `/_pulse/admin/*` is never routable through Envoy). See

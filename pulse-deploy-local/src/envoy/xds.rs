@@ -9,9 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use pulse_deploy_core::{Error, Result};
-use serde_json::Value;
-
-use super::config;
+use serde_json::{json, Value};
 
 /// The xDS files of one router inside its state directory.
 #[derive(Debug, Clone)]
@@ -34,8 +32,8 @@ impl XdsFiles {
     }
 
     /// Paths as the bootstrap names them.
-    pub fn paths(&self) -> config::XdsPaths<'_> {
-        config::XdsPaths { dir: &self.dir, cds: &self.cds, rds: &self.rds }
+    pub fn paths(&self) -> XdsPaths<'_> {
+        XdsPaths { dir: &self.dir, cds: &self.cds, rds: &self.rds }
     }
 
     /// The CDS file.
@@ -60,12 +58,12 @@ impl XdsFiles {
 
     /// Writes the CDS file atomically with `version_info`.
     pub fn write_cds(&self, version_info: &str, resources: Vec<Value>) -> Result<()> {
-        write_atomic(&self.cds, &config::discovery_response(version_info, resources), Durability::Volatile)
+        write_atomic(&self.cds, &discovery_response(version_info, resources), Durability::Volatile)
     }
 
     /// Writes the RDS file atomically with `version_info`.
     pub fn write_rds(&self, version_info: &str, resources: Vec<Value>) -> Result<()> {
-        write_atomic(&self.rds, &config::discovery_response(version_info, resources), Durability::Volatile)
+        write_atomic(&self.rds, &discovery_response(version_info, resources), Durability::Volatile)
     }
 }
 
@@ -115,6 +113,22 @@ pub fn io_error(path: &Path, action: &str, e: std::io::Error) -> Error {
         false,
         e,
     )
+}
+
+/// Where the xDS files live, as Envoy sees them.
+#[derive(Debug, Clone, Copy)]
+pub struct XdsPaths<'a> {
+    /// The watched directory (files are renamed into it).
+    pub dir: &'a Path,
+    /// The CDS file inside `dir`.
+    pub cds: &'a Path,
+    /// The RDS file inside `dir`.
+    pub rds: &'a Path,
+}
+
+/// A discovery-response file body: `{"version_info": ..., "resources": [...]}`.
+pub fn discovery_response(version_info: &str, resources: Vec<Value>) -> Value {
+    json!({ "version_info": version_info, "resources": resources })
 }
 
 #[cfg(test)]

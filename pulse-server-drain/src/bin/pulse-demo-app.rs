@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use pulse_deploy_core::{Error, Result};
 use pulse_server_drain::demo::{self, DemoConfig};
-use pulse_server_drain::{DrainConfig, DrainState, ShutdownReport};
+use pulse_server_drain::{DrainConfigBuilder, DrainState, ShutdownReport};
 
 fn port() -> Result<u16> {
     match std::env::var("PORT").ok().filter(|s| !s.trim().is_empty()) {
@@ -26,7 +26,7 @@ fn port() -> Result<u16> {
 }
 
 async fn run() -> Result<ShutdownReport> {
-    let config = DrainConfig::from_env()?;
+    let config = DrainConfigBuilder::from_env()?.app_routes(demo::ROUTES).build()?;
     let demo_config = DemoConfig::from_env()?;
     let port = port()?;
     let state = DrainState::start(config).await?;

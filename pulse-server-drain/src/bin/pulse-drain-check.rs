@@ -2,10 +2,13 @@
 //! check. **It drains the server**: use a dedicated instance.
 //!
 //! ```text
-//! pulse-drain-check --url http://127.0.0.1:8000 [--secret S | --secret-file PATH] [--health-path /health]
-//!                   [--page-path / | --no-page] [--ws-path /ws | --no-ws] [--deadline-secs 3] [--no-throttle]
+//! pulse-drain-check --url http://127.0.0.1:8000 [--mode plain|pulse] [--secret S | --secret-file PATH]
+//!                   [--health-path /health] [--page-path / | --no-page] [--ws-path /ws | --no-ws]
+//!                   [--prerender-path /_pulse/prerender] [--deadline-secs 3] [--no-throttle]
 //!                   [--expect-version V] [--expect-instance ID]
 //! ```
+//! `--mode pulse` checks a Pulse app with the Python plugin (prerender + Socket.IO; defaults health
+//! `/_pulse/health`, route `/`, Socket.IO `/socket.io/`); the other options then override those defaults.
 //! The secret may also come from `PULSE_DRAIN_SECRET` / `PULSE_DRAIN_SECRET_FILE` (preferred: not visible in
 //! the process list). Exits 0 if every check passed, 1 if one failed, 2 on bad arguments.
 
@@ -15,16 +18,28 @@ use std::time::Duration;
 use pulse_deploy_core::Secret;
 use pulse_server_drain::checker::{check, CheckOptions};
 
-const USAGE: &str = "usage: pulse-drain-check --url http://HOST:PORT [--secret S | --secret-file PATH] \
-[--health-path P] [--page-path P | --no-page] [--ws-path P | --no-ws] [--deadline-secs N] [--no-throttle] \
-[--expect-version V] [--expect-instance ID]";
+const USAGE: &str = "usage: pulse-drain-check --url http://HOST:PORT [--mode plain|pulse] \
+[--secret S | --secret-file PATH] [--health-path P] [--page-path P | --no-page] [--ws-path P | --no-ws] \
+[--prerender-path P] [--deadline-secs N] [--no-throttle] [--expect-version V] [--expect-instance ID]";
+
+/// The options `--mode` starts from (the other options override them, wherever they stand).
+fn defaults(args: &[String]) -> Result<CheckOptions, String> {
+    let Some(i) = args.iter().position(|a| a == "--mode") else { return Ok(CheckOptions::default()) };
+    match args.get(i + 1).map(String::as_str) {
+        Some("plain") => Ok(CheckOptions::default()),
+        Some("pulse") => Ok(CheckOptions::pulse()),
+        Some(other) => Err(format!("--mode: `{other}` is not a mode; use plain or pulse\n{USAGE}")),
+        None => Err(format!("--mode needs a value (plain or pulse)\n{USAGE}")),
+    }
+}
 
 fn parse() -> Result<(String, Secret, CheckOptions), String> {
-    let mut args = std::env::args().skip(1);
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let mut o = defaults(&all)?;
+    let mut args = all.into_iter();
     let mut url = None;
     let mut secret = None;
     let mut secret_file = std::env::var("PULSE_DRAIN_SECRET_FILE").ok().filter(|s| !s.is_empty());
-    let mut o = CheckOptions::default();
     while let Some(a) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value\n{USAGE}"));
         match a.as_str() {
@@ -36,6 +51,10 @@ fn parse() -> Result<(String, Secret, CheckOptions), String> {
             "--no-page" => o.page_path = None,
             "--ws-path" => o.websocket_path = Some(value("--ws-path")?),
             "--no-ws" => o.websocket_path = None,
+            "--prerender-path" => o.prerender_path = value("--prerender-path")?,
+            "--mode" => {
+                value("--mode")?; // read by `defaults`
+            }
             "--deadline-secs" => {
                 let v = value("--deadline-secs")?;
                 o.drain_deadline = Duration::from_secs(

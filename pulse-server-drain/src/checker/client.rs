@@ -105,10 +105,21 @@ impl Http {
 /// An open WebSocket.
 pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// Opens a WebSocket: `Ok(socket)` on 101, `Err(Ok(answer))` on another HTTP answer, `Err(Err(msg))` on an
-/// I/O failure.
-pub(crate) async fn websocket(url: &str, timeout: Duration) -> Result<Socket, Result<Answer, String>> {
-    match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(url)).await {
+/// Opens a WebSocket with extra request `headers`: `Ok(socket)` on 101, `Err(Ok(answer))` on another HTTP
+/// answer, `Err(Err(msg))` on an I/O failure.
+pub(crate) async fn websocket(
+    url: &str,
+    headers: &[(&str, String)],
+    timeout: Duration,
+) -> Result<Socket, Result<Answer, String>> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().map_err(|e| Err(format!("{url}: {e}")))?;
+    for (name, value) in headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| Err(e.to_string()))?;
+        let value = HeaderValue::from_str(value).map_err(|e| Err(e.to_string()))?;
+        request.headers_mut().append(name, value);
+    }
+    match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(request)).await {
         Err(_) => Err(Err(format!("{url}: no answer within {timeout:?}"))),
         Ok(Ok((socket, _))) => Ok(socket),
         Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => {

@@ -69,7 +69,9 @@ fn redact_bearer(s: &str) -> String {
             end += 1;
         }
         out.push_str(&s[i..j]);
-        if j > start && end > j && &s[j..end] != REDACTED {
+        // `Bearer realm="..."` is a challenge's auth-param, not a credential.
+        let auth_param = s[j..end].ends_with('=') && bytes.get(end) == Some(&b'"');
+        if j > start && end > j && &s[j..end] != REDACTED && !auth_param {
             out.push_str(REDACTED);
         } else {
             out.push_str(&s[j..end]);
@@ -94,6 +96,8 @@ mod tests {
         assert!(!out.contains("anything"), "{out}");
         assert_eq!(r.redact("BEARER\tabc def"), format!("BEARER\t{REDACTED} def"));
         assert_eq!(r.redact("realm=\"pulse-admin\" Bearer"), "realm=\"pulse-admin\" Bearer");
+        let challenge = r#"www-authenticate: Bearer realm="pulse-admin", error="invalid_token""#;
+        assert_eq!(r.redact(challenge), challenge, "a challenge carries no credential");
         assert_eq!(r.redact("no secrets"), "no secrets");
         assert!(!format!("{r:?}").contains("s3cret"));
     }

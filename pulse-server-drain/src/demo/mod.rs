@@ -82,6 +82,9 @@ pub(crate) struct DemoApp {
     pub(crate) config: Arc<DemoConfig>,
 }
 
+/// The demo app's own routes (the page and the WebSocket), for [`crate::DrainConfigBuilder::app_routes`].
+pub const ROUTES: [&str; 2] = ["/", "/ws"];
+
 /// The demo app's router, with the drain routes merged in (unless `config.drain_layer` is false). Registers
 /// a shutdown hook ending every session.
 pub fn router(state: DrainState, config: DemoConfig) -> Router {
@@ -94,7 +97,8 @@ pub fn router(state: DrainState, config: DemoConfig) -> Router {
     });
     let version = HeaderValue::from_str(state.version()).expect("validated by DrainConfig");
     let instance = HeaderValue::from_str(state.instance_id()).expect("validated by DrainConfig");
-    let mut router = Router::new().route("/", get(page_load)).route("/ws", get(ws::upgrade)).with_state(app);
+    let mut router =
+        Router::new().route(ROUTES[0], get(page_load)).route(ROUTES[1], get(ws::upgrade)).with_state(app);
     if drain_layer {
         router = router.merge(state.router());
     }

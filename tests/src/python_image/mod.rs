@@ -5,7 +5,8 @@
 //!   `pulse-deploy-python-base:<hash of the recipe>` through the Engine API (`/images/create?fromSrc=-`);
 //! - [`venv`]: on top of it, a virtualenv at `/opt/venv` holding the pinned requirements
 //!   (`python/requirements/image.txt`), `pulse-deploy-python-venv:<hash>`, built by the classic builder;
-//! - [`app`]: the example Pulse app (`examples/pulse-app/`) on the venv image;
+//! - [`app`]: the example Pulse app (`examples/pulse-app/`) with the drain plugin on the venv image, and
+//!   the same app without the plugin (the benchmark's baseline);
 //! - [`tag`]: the content hash that names both;
 //! - [`run`]: a command run to completion in a container of one, with a folder copied in.
 //!
@@ -47,8 +48,17 @@ pub async fn ensure_app_image(
     docker: &bollard::Docker,
     workspace: &std::path::Path,
 ) -> Result<String, String> {
+    ensure_example_image(docker, workspace, app::AppImage::WithPlugin).await
+}
+
+/// Ensures the base, venv and the given example image exist and returns the latter's reference.
+pub async fn ensure_example_image(
+    docker: &bollard::Docker,
+    workspace: &std::path::Path,
+    image: app::AppImage,
+) -> Result<String, String> {
     let venv = ensure_images(docker, workspace).await?;
-    app::ensure_app_image(docker, workspace, &venv).await
+    app::ensure(docker, workspace, &venv, image).await
 }
 
 /// Ensures both images exist and returns the venv image's reference (the one to run).

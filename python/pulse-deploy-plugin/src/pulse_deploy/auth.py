@@ -48,6 +48,10 @@ class SecretSource:
 			return str(self._source()).strip().encode()
 		return self._source.encode()
 
+	def matches_cached(self, token: str) -> bool:
+		"""Constant-time compare with the cached secret only (for a throttled peer: never re-reads the source)."""
+		return hmac.compare_digest(token.encode("latin-1"), self._secret)
+
 	def matches(self, token: str) -> bool:
 		presented = token.encode("latin-1")
 		if hmac.compare_digest(presented, self._secret):
@@ -79,6 +83,9 @@ def peer_key(host: str | None) -> str:
 
 class Throttle:
 	"""Failures per peer within 10 s; the 6th failure on is answered 429 until 10 s after the first.
+
+	Only failures are counted and throttled: a request with the exact secret always passes (`plugin.py`), so
+	a success resets nothing (a reset would hand an attacker sharing the deployer's address fresh attempts).
 
 	At most `MAX_PEERS` peers are tracked one by one; the failures of peers the table cannot hold are
 	counted in one shared entry that those same peers are checked against, so a full table still throttles.
@@ -114,7 +121,3 @@ class Throttle:
 				key = SHARED
 		entry = self._live(key, now)
 		self._table[key] = (now, 1) if entry is None else (entry[0], entry[1] + 1)
-
-	def succeed(self, key: str) -> None:
-		if key != SHARED:
-			self._table.pop(key, None)

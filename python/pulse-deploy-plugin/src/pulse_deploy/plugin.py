@@ -193,15 +193,18 @@ class DrainPlugin(ps.Plugin):
 			return await self._answer(send, 405, self._err("method_not_allowed"), [(b"allow", allowed.encode())])
 		client = scope.get("client")
 		key = peer_key(client[0] if client else None)
+		# A valid token is never throttled (the deployer is never locked out, even behind a proxy where an
+		# attacker shares its address): the token is compared in constant time first; throttling applies to
+		# failures only. While throttled, only the cached secret is compared (no re-read of its source).
 		wait = self.throttle.retry_after(key)
-		if wait is not None:
-			return await self._answer(send, 429, self._err("too_many_requests"), [(b"retry-after", str(wait).encode())])
 		token, sent = bearer_token([v for k, v in scope["headers"] if k.lower() == b"authorization"])
-		if token is None or not self.secrets.matches(token):
+		valid = token is not None and (self.secrets.matches(token) if wait is None else self.secrets.matches_cached(token))
+		if not valid:
+			if wait is not None:
+				return await self._answer(send, 429, self._err("too_many_requests"), [(b"retry-after", str(wait).encode())])
 			self.throttle.fail(key)
 			challenge = CHALLENGE if not sent else CHALLENGE + ', error="invalid_token"'
 			return await self._answer(send, 401, self._err("unauthorized"), [(b"www-authenticate", challenge.encode())])
-		self.throttle.succeed(key)
 		body = b""
 		while True:
 			message = await receive()

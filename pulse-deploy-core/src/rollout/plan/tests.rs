@@ -5,10 +5,10 @@ use std::time::{Duration, SystemTime};
 
 use super::*;
 use crate::drain::{InstanceStatus, ServingState};
-use crate::rollout::observed::InstanceReport;
+use crate::rollout::observed::{InstanceReport, ObservedVersion};
 use crate::{
-    Endpoint, Health, Instance, InstanceId, InstanceState, RoutedVersion, RoutingState, TargetHealth,
-    VersionState,
+    Endpoint, Health, Instance, InstanceId, InstanceState, RoutedVersion, RoutingState, Target, TargetHealth,
+    VersionRoute, VersionState, Weights,
 };
 
 fn t0() -> SystemTime {

@@ -1,0 +1,49 @@
+//! Stage 5, drain and reap: every version other than the target that has no weight left gets the drain
+//! signal on each live instance; a drained one (no session left or past its deadline on every live
+//! instance) is detached, then retired. Never earlier.
+
+use super::phases::drain_progress;
+use super::{phase_of, Ctx, Plan};
+use crate::rollout::observed::InstanceReport;
+use crate::rollout::Action;
+use crate::{VersionPhase, Weights};
+
+/// Plans drain, detach and retire for every old version (`weights` are the weights after this plan).
+pub(super) fn drain_and_reap(ctx: &Ctx<'_>, weights: &Weights, out: &mut Plan) {
+    for v in &ctx.observed.versions {
+        let id = v.id();
+        if (ctx.is_target(id) && !ctx.failed(id)) || v.state.retiring {
+            continue;
+        }
+        if weights.get(id) > 0 {
+            continue; // still the primary, sharing traffic with the target during a stepped shift
+        }
+        let drain = Action::Drain { version: id.clone(), deadline: v.state.release.drain_deadline };
+        match phase_of(out, id) {
+            Some(VersionPhase::Drained) => {
+                if ctx.observed.attached(id) {
+                    out.actions.push(Action::Detach(id.clone()));
+                }
+                out.actions.push(Action::Retire(id.clone()));
+            }
+            Some(VersionPhase::Draining) if drain_progress(ctx.observed, ctx.memory, v).unsignalled > 0 => {
+                out.actions.push(drain);
+            }
+            Some(VersionPhase::Draining) => {
+                let deadline = v
+                    .reports
+                    .values()
+                    .filter_map(|r| match r {
+                        InstanceReport::Status(s) => s.deadline,
+                        InstanceReport::Unreachable(_) => None,
+                    })
+                    .max();
+                let until = deadline
+                    .map(|d| format!(" (deadline {})", humantime::format_rfc3339_seconds(d)))
+                    .unwrap_or_default();
+                out.waiting.push(format!("{id}: draining, {} sessions left{until}", v.known_sessions()));
+            }
+            _ => out.actions.push(drain),
+        }
+    }
+}
