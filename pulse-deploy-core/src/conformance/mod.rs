@@ -33,9 +33,12 @@ pub mod router;
 mod suite;
 mod wait;
 
-pub use orchestrator::{run_orchestrator_suite, OrchestratorHarness, ORCHESTRATOR_CHECKS};
+pub use orchestrator::{
+    run_orchestrator_suite, OrchestratorCheckFn, OrchestratorHarness, ORCHESTRATOR_CHECKS,
+};
 pub use report::{CheckFailure, CheckOutcome, CheckResult, CheckStatus, ConformanceReport, Verdict};
 pub use router::{
-    admin_path_probes, run_router_suite, AffinityCarrier, Landing, Probe, Reply, RouterHarness, ROUTER_CHECKS,
+    admin_path_probes, run_router_suite, AffinityCarrier, Landing, Probe, Reply, RouterCheckFn,
+    RouterHarness, ROUTER_CHECKS,
 };
 pub use suite::{names, run_suite, Check, CheckFuture};

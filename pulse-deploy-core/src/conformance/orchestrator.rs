@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::report::{CheckFailure, CheckResult, ConformanceReport, Verdict};
-use super::suite::{run_suite, suite};
+use super::suite::{run_suite, suite, CheckFuture};
 use super::wait::{ensure, eventually};
 use crate::{AppName, Error, Instance, InstanceId, Orchestrator, Release, Result, VersionId, VersionState};
 
@@ -36,10 +36,14 @@ pub trait OrchestratorHarness: Send + Sync {
     }
 }
 
+/// The function of one orchestrator check.
+pub type OrchestratorCheckFn =
+    for<'a> fn(&'a (dyn Orchestrator + 'a), &'a (dyn OrchestratorHarness + 'a)) -> CheckFuture<'a>;
+
 suite!(
     /// The checks of the orchestrator suite, in the order [`run_orchestrator_suite`] runs them
     /// (the one list of them: names, order and functions).
-    ORCHESTRATOR_CHECKS: dyn Orchestrator, dyn OrchestratorHarness;
+    ORCHESTRATOR_CHECKS: OrchestratorCheckFn;
     deploy_creates_the_replicas,
     deploy_is_idempotent,
     conflicting_release_is_rejected,
@@ -55,11 +59,11 @@ suite!(
 /// Runs every orchestrator check and reports which ran and which passed. Checks that a capability turns
 /// off are reported as skipped.
 pub async fn run_orchestrator_suite(
-    orchestrator: &(dyn Orchestrator + 'static),
-    harness: &(dyn OrchestratorHarness + 'static),
+    orchestrator: &dyn Orchestrator,
+    harness: &dyn OrchestratorHarness,
 ) -> ConformanceReport {
     let provider = orchestrator.capabilities().provider;
-    run_suite("orchestrator", provider, ORCHESTRATOR_CHECKS, orchestrator, harness).await
+    run_suite("orchestrator", provider, ORCHESTRATOR_CHECKS, |run| run(orchestrator, harness)).await
 }
 
 fn v(id: &str) -> VersionId {

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::report::{CheckFailure, CheckResult, ConformanceReport, Verdict};
-use super::suite::{run_suite, suite};
+use super::suite::{run_suite, suite, CheckFuture};
 use super::wait::{ensure, eventually};
 use crate::affinity::ADMIN_PATH_PREFIX;
 use crate::{
@@ -145,10 +145,14 @@ pub trait RouterHarness: Send + Sync {
     }
 }
 
+/// The function of one router check.
+pub type RouterCheckFn =
+    for<'a> fn(&'a (dyn TrafficRouter + 'a), &'a (dyn RouterHarness + 'a)) -> CheckFuture<'a>;
+
 suite!(
     /// The checks of the router suite, in the order [`run_router_suite`] runs them
     /// (the one list of them: names, order and functions).
-    ROUTER_CHECKS: dyn TrafficRouter, dyn RouterHarness;
+    ROUTER_CHECKS: RouterCheckFn;
     attach_starts_at_weight_zero,
     attach_updates_targets,
     health_is_reported_at_weight_zero,
@@ -166,12 +170,9 @@ suite!(
 
 /// Runs every router check and reports which ran and which passed. Checks turned off by a capability or
 /// by the harness are reported as skipped.
-pub async fn run_router_suite(
-    router: &(dyn TrafficRouter + 'static),
-    harness: &(dyn RouterHarness + 'static),
-) -> ConformanceReport {
+pub async fn run_router_suite(router: &dyn TrafficRouter, harness: &dyn RouterHarness) -> ConformanceReport {
     let provider = router.capabilities().provider;
-    run_suite("router", provider, ROUTER_CHECKS, router, harness).await
+    run_suite("router", provider, ROUTER_CHECKS, |run| run(router, harness)).await
 }
 
 fn v(id: &str) -> VersionId {
