@@ -3,14 +3,12 @@
 //!
 //! - [`session`]: a simulated user of the demo app (page load, WebSocket, every answer checked);
 //! - [`load`]: a steady HTTP load through the router;
-//! - [`controller`]: the deployer as a long-running loop (deploy = change the desired release);
 //! - [`e2e`]: the scenario itself; [`report`] and [`timeline`]: what it writes;
 //! - [`socketio`], [`pulse_tab`], [`pulse_session`]: a Socket.IO client, a tab of the example Pulse app
 //!   through a page-tier stand-in (prerender, cookies, reloads), and a live session of it for the e2e;
 //! - [`python_image`]: the Python base and venv images (debootstrap, no registry, cached by content);
 //! - [`faults`]: helpers of the fault tests (`tests/faults_*.rs`) and the `pulse-deployer` binary they kill.
 
-pub mod controller;
 pub mod e2e;
 pub mod faults;
 pub mod http;

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bollard::query_parameters::KillContainerOptionsBuilder;
+use pulse_deploy_core::rollout::Controller;
 use pulse_deploy_core::rollout::{discard, Action, Goal};
 use pulse_deploy_core::{TrafficRouter, VersionId, VersionPhase};
-use pulse_deploy_tests::controller::Controller;
 use pulse_deploy_tests::faults::{poll, Rig, STEP_TIMEOUT};
 use pulse_deploy_tests::session::{Fate, OnError, SessionHandle};
 

@@ -9,11 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::events::{discard, EventSink, RolloutEvent, VersionSummary};
 use super::observed::{InstanceReport, Observed, ObservedVersion};
 use super::plan::{plan, Desired, Plan, PlanFailure, PlanMemory};
+use super::status::AppStatus;
 use super::{Action, RolloutPolicy};
 use crate::clock::{Clock, TokioClock};
 use crate::drain::{drain_all, verified, DrainClient};
@@ -38,6 +40,22 @@ pub struct Outcome {
     pub actions: Vec<String>,
     /// Observe–plan–apply passes made.
     pub passes: u64,
+    /// The run was stopped at a safe point (between actions) by its stop token before the goal held;
+    /// running it again resumes.
+    pub stopped: bool,
+}
+
+/// What one [`Executor::step`] did.
+#[derive(Debug, Clone)]
+pub struct Pass {
+    /// The plan made from the snapshot.
+    pub plan: Plan,
+    /// The app's status in that snapshot.
+    pub status: AppStatus,
+    /// Actions applied (a prefix of `plan.actions`; shorter when stopped).
+    pub applied: usize,
+    /// The stop token fired before every planned action was applied.
+    pub stopped: bool,
 }
 
 /// Runs rollouts against an orchestrator, a router and a drain client. Build it with [`Executor::builder`].
@@ -50,6 +68,7 @@ pub struct Executor {
     policy: RolloutPolicy,
     events: EventSink,
     run_timeout: Option<Duration>,
+    stop: CancellationToken,
 }
 
 impl std::fmt::Debug for Executor {
@@ -89,6 +108,12 @@ impl ExecutorBuilder {
         self.inner.run_timeout = Some(timeout);
         self
     }
+    /// Stops runs at the next safe point (between actions, or while waiting) once `token` is cancelled;
+    /// the run then returns an [`Outcome`] with `stopped` set (default: never stopped).
+    pub fn stop_on(mut self, token: CancellationToken) -> Self {
+        self.inner.stop = token;
+        self
+    }
     /// The executor.
     pub fn build(self) -> Executor {
         self.inner
@@ -111,6 +136,7 @@ impl Executor {
                 policy: RolloutPolicy::default(),
                 events: discard(),
                 run_timeout: None,
+                stop: CancellationToken::new(),
             },
         }
     }
@@ -196,7 +222,7 @@ impl Executor {
     async fn run(&self, desired: Desired, goal: Goal) -> Result<Outcome> {
         let started = self.clock.now();
         let mut memory = PlanMemory::default();
-        let mut outcome = Outcome { target: None, actions: Vec::new(), passes: 0 };
+        let mut outcome = Outcome { target: None, actions: Vec::new(), passes: 0, stopped: false };
         let mut last_summary: Vec<VersionSummary> = Vec::new();
         let mut last_waiting: Vec<String> = Vec::new();
         let mut last_actions: Vec<Action> = Vec::new();
@@ -208,6 +234,11 @@ impl Executor {
                         after: limit,
                     });
                 }
+            }
+            if self.stop.is_cancelled() {
+                info!(passes = outcome.passes, "stopped at a safe point");
+                outcome.stopped = true;
+                return Ok(outcome);
             }
             outcome.passes += 1;
             let observed = self.observe(&desired.app).await?;
@@ -241,16 +272,19 @@ impl Executor {
                     self.emit(RolloutEvent::Waiting { reasons: plan.waiting.clone() });
                     last_waiting = plan.waiting.clone();
                 }
-                self.clock.sleep(self.policy.poll_interval).await;
+                self.pause().await;
                 continue;
             }
 
             // The same actions as last pass mean the providers are still catching up (a retire in
             // progress, instances starting): give them a poll interval instead of spinning.
             if plan.actions == last_actions {
-                self.clock.sleep(self.policy.poll_interval).await;
+                self.pause().await;
             }
             for action in &plan.actions {
+                if self.stop.is_cancelled() {
+                    break;
+                }
                 self.apply(&desired.app, action, &observed, &mut memory).await?;
                 outcome.actions.push(action.to_string());
             }
@@ -262,6 +296,17 @@ impl Executor {
     /// reconciles every minute, a test that interleaves passes with other events). `memory` carries over
     /// between passes; start with `PlanMemory::default()`.
     pub async fn pass(&self, desired: &Desired, memory: &mut PlanMemory) -> Result<Plan> {
+        Ok(self.step(desired, memory, &CancellationToken::new()).await?.plan)
+    }
+
+    /// One observe–plan–apply pass that checks `stop` before each action (a safe point): once it is
+    /// cancelled no further action starts. Returns the plan, the status of the snapshot and how far it got.
+    pub async fn step(
+        &self,
+        desired: &Desired,
+        memory: &mut PlanMemory,
+        stop: &CancellationToken,
+    ) -> Result<Pass> {
         if let Some(target) = &desired.target {
             target.validate()?;
             self.check(target)?;
@@ -271,10 +316,45 @@ impl Executor {
         Self::remember_statuses(&observed, memory);
         let plan = plan(desired, &observed, memory, &self.policy);
         self.note_failure(&plan, memory)?;
+        let status = AppStatus::from_snapshot(&observed, &plan);
+        let mut applied = 0;
         for action in &plan.actions {
+            if stop.is_cancelled() || self.stop.is_cancelled() {
+                break;
+            }
             self.apply(&desired.app, action, &observed, memory).await?;
+            applied += 1;
         }
-        Ok(plan)
+        let stopped = applied < plan.actions.len();
+        Ok(Pass { plan, status, applied, stopped })
+    }
+
+    /// The app's status now: one snapshot and what the planner makes of it (without a new target, so
+    /// the current primary is the target). Reads only; applies nothing.
+    pub async fn status(&self, app: &AppName) -> Result<AppStatus> {
+        let observed = self.observe(app).await?;
+        let desired = Desired { app: app.clone(), target: None };
+        let plan = plan(&desired, &observed, &PlanMemory::default(), &self.policy);
+        Ok(AppStatus::from_snapshot(&observed, &plan))
+    }
+
+    /// What a deploy of `release` would do next, from the current snapshot, without doing it.
+    pub async fn preview(&self, release: &Release) -> Result<(Plan, AppStatus)> {
+        release.validate()?;
+        self.check(release)?;
+        let observed = self.observe(&release.app).await?;
+        let desired = Desired { app: release.app.clone(), target: Some(release.clone()) };
+        let plan = plan(&desired, &observed, &PlanMemory::default(), &self.policy);
+        let status = AppStatus::from_snapshot(&observed, &plan);
+        Ok((plan, status))
+    }
+
+    /// Waits one poll interval, or less when the stop token fires.
+    async fn pause(&self) {
+        tokio::select! {
+            _ = self.clock.sleep(self.policy.poll_interval) => {}
+            _ = self.stop.cancelled() => {}
+        }
     }
 
     /// Remembers the last status every instance answered (see [`PlanMemory::last_status`]), forgetting

@@ -89,7 +89,8 @@ async fn measure(env: &Env, rounds: usize) -> Result<(Vec<f64>, Vec<f64>), Strin
             .wait_for("the new version to have every new session", Duration::from_secs(120), move |p| {
                 p.target.as_ref() == Some(&target) && p.shifted
             })
-            .await?;
+            .await
+            .map_err(|e| e.to_string())?;
         if round <= rounds {
             deploy_ms.push(started.elapsed().as_secs_f64() * 1000.0);
         }

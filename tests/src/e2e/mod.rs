@@ -162,7 +162,8 @@ async fn scenario(env: &Env, config: &E2eConfig, report: &mut Report) -> Result<
     env.controller.deploy(v1.clone());
     env.controller
         .wait_for("v1 to have every new session", STEP_TIMEOUT, |p| p.target == Some(vid("v1")) && p.shifted)
-        .await?;
+        .await
+        .map_err(|e| e.to_string())?;
     env.check_drain_protocol(&vid("v1")).await?;
     progress(t0, "v1 is healthy, has every new session and answers the drain protocol");
     let v1_sessions = env.open_sessions(config.sessions_v1, None).await?;
@@ -186,7 +187,8 @@ async fn scenario(env: &Env, config: &E2eConfig, report: &mut Report) -> Result<
                 && p.shifted
                 && p.phases.get(&vid("v1")) == Some(&VersionPhase::Draining)
         })
-        .await?;
+        .await
+        .map_err(|e| e.to_string())?;
     progress(t0, "v2 has every new session; v1 is draining");
     wait_answers(&v1_sessions, Duration::from_secs(3)).await?;
     for h in &v1_sessions {
@@ -226,7 +228,8 @@ async fn scenario(env: &Env, config: &E2eConfig, report: &mut Report) -> Result<
                 && p.phases.get(&vid("v2")) == Some(&VersionPhase::Draining)
                 && p.phases.get(&vid("v1")) == Some(&VersionPhase::Draining)
         })
-        .await?;
+        .await
+        .map_err(|e| e.to_string())?;
     progress(t0, format!("three live versions: {:?}", p.phases));
     let v2_deadline = env.deadline_of(&vid("v2")).await?;
     step("3. deploy v3, v1 and v2 drain", s);

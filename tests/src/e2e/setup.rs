@@ -14,10 +14,10 @@ use pulse_deploy_local::{DockerOrchestrator, EnvoyRouter};
 use rand::Rng;
 
 use super::{progress, sample, AppKind, E2eConfig, Timeline};
-use crate::controller::Controller;
 use crate::http::HttpClient;
 use crate::session::SessionHandle;
 use crate::timeline::{Mark, Sample};
+use pulse_deploy_core::rollout::Controller;
 
 /// What is left after cleanup.
 #[derive(Debug, Default)]
