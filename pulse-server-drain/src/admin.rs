@@ -15,30 +15,25 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Json, Router};
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use pulse_deploy_core::drain::wire::{DrainRequest, ErrorBody, DRAIN_PATH, STATUS_PATH, UNDRAIN_PATH};
+use pulse_deploy_core::drain::wire::{
+    deadline, DrainRequest, ErrorBody, DRAIN_PATH, STATUS_PATH, UNDRAIN_PATH,
+};
 
 use crate::state::DrainState;
 
 /// Largest accepted drain request body.
 const MAX_BODY: usize = 4096;
 /// Largest accepted `deadline_secs` (30 days).
-const MAX_DEADLINE_SECS: u64 = crate::state::MAX_DRAIN_DEADLINE.as_secs();
+const MAX_DEADLINE_SECS: u64 = deadline::MAX_DRAIN_DEADLINE.as_secs();
 
-impl DrainState {
-    /// The admin and health routes, to merge into the app's router:
-    /// `app.merge(state.router())`. Serve with connect info (as [`crate::serve`] does) for per-peer
-    /// throttling.
-    pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
-        let (d, u, s, h) = (self.clone(), self.clone(), self.clone(), self.clone());
-        Router::new()
-            .route(DRAIN_PATH, any(move |req: Request| drain_endpoint(d.clone(), req)))
-            .route(UNDRAIN_PATH, any(move |req: Request| undrain_endpoint(u.clone(), req)))
-            .route(STATUS_PATH, any(move |req: Request| status_endpoint(s.clone(), req)))
-            .route(
-                &self.inner.config.health_path.clone(),
-                any(move |req: Request| health_endpoint(h.clone(), req)),
-            )
-    }
+/// The admin and health routes of `state` ([`DrainState::router`]).
+pub(crate) fn router<S: Clone + Send + Sync + 'static>(state: &DrainState) -> Router<S> {
+    let (d, u, s, h) = (state.clone(), state.clone(), state.clone(), state.clone());
+    Router::new()
+        .route(DRAIN_PATH, any(move |req: Request| drain_endpoint(d.clone(), req)))
+        .route(UNDRAIN_PATH, any(move |req: Request| undrain_endpoint(u.clone(), req)))
+        .route(STATUS_PATH, any(move |req: Request| status_endpoint(s.clone(), req)))
+        .route(state.config().health_path(), any(move |req: Request| health_endpoint(h.clone(), req)))
 }
 
 fn no_store(mut r: Response) -> Response {
@@ -75,8 +70,11 @@ fn peer(parts: &http::request::Parts) -> Option<IpAddr> {
     parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
 }
 
-/// The token of a single `Authorization: Bearer <token>` header (scheme case-insensitive), if well-formed.
-pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&[u8]> {
+/// The token of a single `Authorization: Bearer <token>` header, if well-formed: the scheme in any case,
+/// one or more spaces, a non-empty token without space or tab, optional trailing spaces/tabs
+/// (`docs/drain-protocol.md`, "Authentication"). `None` for no header, two headers, another scheme or a
+/// malformed value.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&[u8]> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let value = values.next()?;
     if values.next().is_some() {
@@ -106,13 +104,13 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&[u8]> {
 /// bits) cannot be found online at any request rate; the throttle only bounds how fast failures come.
 async fn authenticate(state: &DrainState, req: &http::request::Parts) -> Result<(), Response> {
     let peer = peer(req);
-    let throttle = &state.inner.throttle;
+    let throttle = state.throttle();
     let throttled = throttle.check(peer);
     let token = bearer_token(&req.headers);
     if let Some(token) = token {
         let valid = match throttled {
-            Ok(()) => state.inner.secret.verify(token).await,
-            Err(_) => state.inner.secret.verify_cached(token).await,
+            Ok(()) => state.secret_store().verify(token).await,
+            Err(_) => state.secret_store().verify_cached(token).await,
         };
         if valid {
             return Ok(());

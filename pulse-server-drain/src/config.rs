@@ -4,14 +4,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pulse_deploy_core::drain::wire::DEFAULT_HEALTH_PATH;
+use pulse_deploy_core::drain::wire::{deadline, DEFAULT_HEALTH_PATH};
 use pulse_deploy_core::{BoxError, Error, Result, Secret};
 
 use crate::identity::InstanceIdSource;
 use crate::secret::SecretSource;
 
 /// Longest accepted drain deadline, configured or requested (30 days).
-pub const MAX_DRAIN_DEADLINE: Duration = crate::state::MAX_DRAIN_DEADLINE;
+pub const MAX_DRAIN_DEADLINE: Duration = deadline::MAX_DRAIN_DEADLINE;
 /// Longest accepted shutdown bound (1 hour; orchestrators kill long before).
 pub const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Longest accepted secret refresh interval (1 day).
@@ -37,8 +37,9 @@ fn in_range(name: &'static str, value: Duration, min: Duration, max: Duration) -
     Ok(())
 }
 
-/// Default drain deadline when the drain request names none (`PULSE_DRAIN_DEADLINE_SECS`).
-pub const DEFAULT_DRAIN_DEADLINE: Duration = Duration::from_secs(900);
+/// Default drain deadline when the drain request names none (`PULSE_DRAIN_DEADLINE_SECS`): the protocol's
+/// one default, 6 hours, the same as the deployer's (`deadline::DEFAULT_DRAIN_DEADLINE`).
+pub const DEFAULT_DRAIN_DEADLINE: Duration = deadline::DEFAULT_DRAIN_DEADLINE;
 /// Default bound on the whole shutdown (`PULSE_SHUTDOWN_TIMEOUT_SECS`). Keep it below the orchestrator's
 /// kill timeout (`docker stop` waits 10 s, ECS `stopTimeout` 30 s by default).
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(8);
@@ -143,7 +144,7 @@ impl DrainConfigBuilder {
     /// | `PULSE_DRAIN_SECRET_FILE` | path of a file holding the secret (wins over the next) | — |
     /// | `PULSE_DRAIN_SECRET` | the secret (at least 16 printable characters) | — (required if no file) |
     /// | `PULSE_HEALTH_PATH` | the health path | `/health` |
-    /// | `PULSE_DRAIN_DEADLINE_SECS` | deadline when a drain request names none (0 to 2592000) | 900 |
+    /// | `PULSE_DRAIN_DEADLINE_SECS` | deadline when a drain request names none (0 to 2592000) | 21600 (6 h) |
     /// | `PULSE_SHUTDOWN_TIMEOUT_SECS` | bound on the whole shutdown (1 to 3600) | 8 |
     ///
     /// Out-of-range values are refused by [`DrainConfigBuilder::build`] with an error naming the variable.
@@ -215,7 +216,7 @@ impl DrainConfigBuilder {
         self
     }
 
-    /// The deadline used when a drain request names none (default 900 s).
+    /// The deadline used when a drain request names none (default 6 h, the protocol's one default).
     pub fn default_deadline(mut self, d: Duration) -> Self {
         self.default_deadline = d;
         self

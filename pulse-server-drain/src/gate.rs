@@ -55,60 +55,46 @@ pub fn location_without_affinity(uri: &Uri) -> String {
     }
 }
 
-impl DrainState {
-    /// `Ok(())` if a request creating a new session may proceed (the instance is serving), else the
-    /// stale-affinity answer to return as is.
-    #[allow(clippy::result_large_err)]
-    pub fn admit_new_session(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), Response> {
-        if self.accepts_new_sessions() {
-            Ok(())
-        } else {
-            Err(self.stale_affinity_response(method, uri, headers))
-        }
-    }
-
-    /// The stale-affinity answer for a request that would create a new session (see the module docs).
-    pub fn stale_affinity_response(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
-        let page_load = (method == Method::GET || method == Method::HEAD) && !is_websocket_upgrade(headers);
-        let mut response = if page_load {
-            let location = location_without_affinity(uri);
-            let mut r = (
-                StatusCode::TEMPORARY_REDIRECT,
-                "this version is draining; reloading on the newest version\n",
-            )
+/// The stale-affinity answer of `version` for a request that would create a new session (see the module
+/// docs); [`DrainState::stale_affinity_response`] is its public face.
+pub(crate) fn stale_affinity_response(
+    version: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Response {
+    let page_load = (method == Method::GET || method == Method::HEAD) && !is_websocket_upgrade(headers);
+    let mut response = if page_load {
+        let location = location_without_affinity(uri);
+        let mut r =
+            (StatusCode::TEMPORARY_REDIRECT, "this version is draining; reloading on the newest version\n")
                 .into_response();
-            if let Ok(v) = HeaderValue::from_str(&location) {
-                r.headers_mut().insert(header::LOCATION, v);
-            }
-            r
-        } else {
-            let body = StaleAffinityBody {
-                error: STALE_AFFINITY_ERROR.into(),
-                message:
-                    "this version is draining and takes no new session; drop the version affinity and reload"
-                        .into(),
-                reload: true,
-                version: self.version().to_owned(),
-            };
-            (StatusCode::CONFLICT, axum::Json(body)).into_response()
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        r
+    } else {
+        let body = StaleAffinityBody {
+            error: STALE_AFFINITY_ERROR.into(),
+            message:
+                "this version is draining and takes no new session; drop the version affinity and reload"
+                    .into(),
+            reload: true,
+            version: version.to_owned(),
         };
-        let h = response.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(self.version()) {
-            h.insert(STALE_AFFINITY_HEADER, v);
-        }
-        for cookie in [VERSION_COOKIE, INSTANCE_COOKIE] {
-            if let Ok(v) = HeaderValue::from_str(&format!("{cookie}=; Max-Age=0; Path=/")) {
-                h.append(header::SET_COOKIE, v);
-            }
-        }
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        response
+        (StatusCode::CONFLICT, axum::Json(body)).into_response()
+    };
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(version) {
+        h.insert(STALE_AFFINITY_HEADER, v);
     }
-
-    /// A tower layer applying the gate to every request of the routes it wraps (use `route_layer`).
-    pub fn gate(&self) -> NewSessionGateLayer {
-        NewSessionGateLayer { state: self.clone(), exempt: None }
+    for cookie in [VERSION_COOKIE, INSTANCE_COOKIE] {
+        if let Ok(v) = HeaderValue::from_str(&format!("{cookie}=; Max-Age=0; Path=/")) {
+            h.append(header::SET_COOKIE, v);
+        }
     }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 type Exempt = Arc<dyn Fn(&Request) -> bool + Send + Sync>;
@@ -122,6 +108,11 @@ pub struct NewSessionGateLayer {
 }
 
 impl NewSessionGateLayer {
+    /// The gate of `state` ([`DrainState::gate`]).
+    pub(crate) fn new(state: DrainState) -> Self {
+        NewSessionGateLayer { state, exempt: None }
+    }
+
     /// Lets requests for which `f` is true through even while draining (reconnects of existing sessions).
     pub fn exempt(mut self, f: impl Fn(&Request) -> bool + Send + Sync + 'static) -> Self {
         self.exempt = Some(Arc::new(f));

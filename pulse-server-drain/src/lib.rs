@@ -1,9 +1,13 @@
 //! # pulse-server-drain
 //!
 //! The server side of the pulse-deploy drain protocol (`docs/drain-protocol.md`) for servers built on
-//! axum/tower, the demo app that the end-to-end flow deploys ([`demo`], binary `pulse-demo-app`), and a
-//! conformance checker that drives any live server through the protocol ([`checker`], feature `checker`,
-//! on by default).
+//! axum/tower, the demo app that the end-to-end flow deploys (`demo`, feature `demo`, on by default; binary
+//! `pulse-demo-app`), and a conformance checker that drives any live server through the protocol
+//! (`checker`, feature `checker`, off by default).
+//!
+//! An app embedding the library depends on it with `default-features = false`: it then pulls neither the
+//! demo, the checker nor `tracing-subscriber` (the library only emits `tracing` events; the app installs
+//! its own subscriber).
 //!
 //! Adopting it takes a few lines:
 //!
@@ -63,6 +67,7 @@ mod admin;
 #[cfg(feature = "checker")]
 pub mod checker;
 mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 mod gate;
 mod identity;
@@ -71,7 +76,7 @@ mod shutdown;
 mod state;
 mod throttle;
 
-pub use admin::parse_drain_body;
+pub use admin::{bearer_token, parse_drain_body};
 pub use config::{
     DrainConfig, DrainConfigBuilder, DEFAULT_DRAIN_DEADLINE, DEFAULT_MAX_AUTH_FAILURES,
     DEFAULT_SECRET_REFRESH, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_THROTTLE_WINDOW, MAX_HEALTH_PATH_LEN,

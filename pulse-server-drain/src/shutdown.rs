@@ -8,8 +8,7 @@
 //! [`serve`] does all of it (a hyper server with a header read timeout); [`DrainState::shutdown_signal`] and
 //! [`DrainState::finish`] are the pieces, for servers that call `axum::serve` themselves.
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::ws::CloseFrame;
 use axum::extract::ConnectInfo;
@@ -53,78 +52,28 @@ pub fn going_away() -> CloseFrame {
     CloseFrame { code: SHUTDOWN_CLOSE_CODE, reason: SHUTDOWN_CLOSE_REASON.into() }
 }
 
-impl DrainState {
-    /// Registers a hook run at shutdown, after tracked tasks finished, in registration order, each bounded by
-    /// what is left of the shutdown timeout (the seed's plugin lifecycle: flush, unmount, close pools).
-    pub fn on_shutdown<F, Fut>(&self, name: impl Into<String>, hook: F)
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let hook: Hook = Box::new(move || Box::pin(hook()));
-        self.inner.hooks.lock().expect("hooks lock").push((name.into(), hook));
-    }
-
-    /// Begins shutdown (what the first SIGTERM/SIGINT does): state `shutting_down`, health 503, new sessions
-    /// turned away, [`DrainState::shutdown_token`] cancelled. Idempotent.
-    pub fn begin_shutdown(&self, reason: &str) {
-        if self.inner.shutdown_started.set(Instant::now()).is_ok() {
-            tracing::info!(reason, sessions = self.active_sessions(), "shutting down");
-            self.inner.shutdown.cancel();
+/// Runs `hooks` in order, each bounded by what is left until `deadline`; the names of those completed and
+/// of those cut (or not started because the deadline had passed).
+pub(crate) async fn run_hooks(
+    hooks: Vec<(String, Hook)>,
+    deadline: tokio::time::Instant,
+) -> (Vec<String>, Vec<String>) {
+    let (mut completed, mut timed_out) = (vec![], vec![]);
+    for (name, hook) in hooks {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(hook = %name, "shutdown deadline passed; hook not run");
+            timed_out.push(name);
+            continue;
         }
-    }
-
-    /// Resolves when shutdown begins; pass it to `axum::serve(..).with_graceful_shutdown(..)`.
-    pub fn shutdown_signal(&self) -> impl Future<Output = ()> + Send + 'static {
-        self.inner.shutdown.clone().cancelled_owned()
-    }
-
-    /// After the server stopped: waits for tracked tasks, then runs the hooks, all within the shutdown
-    /// timeout counted from the start of shutdown. Call it once.
-    pub async fn finish(&self) -> ShutdownReport {
-        self.begin_shutdown("server stopped");
-        let started = *self.inner.shutdown_started.get().expect("set by begin_shutdown");
-        let timeout = self.inner.config.shutdown_timeout;
-        let deadline = tokio::time::Instant::from_std(started + timeout);
-        let tasks_deadline = tokio::time::Instant::from_std(started + timeout / 2);
-        self.inner.tracker.close();
-        let tasks_finished = tokio::time::timeout_at(tasks_deadline, self.inner.tracker.wait()).await.is_ok();
-        if !tasks_finished {
-            tracing::warn!(
-                left = self.inner.tracker.len(),
-                "shutdown deadline passed with tasks still running"
-            );
-        }
-        let hooks = std::mem::take(&mut *self.inner.hooks.lock().expect("hooks lock"));
-        let mut report = ShutdownReport {
-            requests_finished: true,
-            tasks_finished,
-            hooks_completed: vec![],
-            hooks_timed_out: vec![],
-            took: Duration::ZERO,
-        };
-        for (name, hook) in hooks {
-            if tokio::time::Instant::now() >= deadline {
-                tracing::warn!(hook = %name, "shutdown deadline passed; hook not run");
-                report.hooks_timed_out.push(name);
-                continue;
-            }
-            match tokio::time::timeout_at(deadline, hook()).await {
-                Ok(()) => report.hooks_completed.push(name),
-                Err(_) => {
-                    tracing::warn!(hook = %name, "shutdown hook cut by the deadline");
-                    report.hooks_timed_out.push(name);
-                }
+        match tokio::time::timeout_at(deadline, hook()).await {
+            Ok(()) => completed.push(name),
+            Err(_) => {
+                tracing::warn!(hook = %name, "shutdown hook cut by the deadline");
+                timed_out.push(name);
             }
         }
-        report.took = started.elapsed();
-        tracing::info!(
-            took_ms = report.took.as_millis() as u64,
-            clean = report.is_clean(),
-            "shutdown complete"
-        );
-        report
     }
+    (completed, timed_out)
 }
 
 /// How long a client may take to send a request's line and headers before its connection is closed

@@ -3,47 +3,54 @@
 //! gate and the app's session code. Cheap to clone.
 //!
 //! The state machine is in `docs/drain-protocol.md`, "State machine". `Drained` is derived when read
-//! (0 sessions, or past the deadline) and then latched: health never goes back to 200 once it failed.
+//! (0 sessions, or past the deadline: [`deadline::is_drained`]) and then latched: health never goes back to
+//! 200 once it failed. The deadline rules are the protocol's pure functions
+//! (`pulse_deploy_core::drain::wire::deadline`), not restated here.
+//!
+//! Every method of [`DrainState`] is in this file (its fields are private to it); the admin routes, the
+//! new-session gate and the shutdown are free functions of their modules that it calls.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use pulse_deploy_core::drain::wire::{HealthBody, InstanceStatus, ServingState};
+use std::future::Future;
+
+use axum::response::Response;
+use axum::Router;
+use http::{HeaderMap, Method, Uri};
+use pulse_deploy_core::drain::wire::{deadline, HealthBody, InstanceStatus, ServingState};
 use pulse_deploy_core::Result;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::DrainConfig;
+use crate::gate::NewSessionGateLayer;
 use crate::secret::SecretStore;
-use crate::shutdown::Hook;
+use crate::shutdown::{Hook, ShutdownReport};
 use crate::throttle::Throttle;
-
-/// Longest drain deadline (30 days): longer ones, from a request or the configuration, are refused where
-/// they enter and clamped here.
-pub const MAX_DRAIN_DEADLINE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The shared serving state of one instance. Clone it freely (an `Arc` inside).
 #[derive(Clone)]
 pub struct DrainState {
-    pub(crate) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
-    pub(crate) version: String,
-    pub(crate) instance_id: String,
-    pub(crate) config: DrainConfig,
-    pub(crate) secret: SecretStore,
-    pub(crate) throttle: Throttle,
+struct Inner {
+    version: String,
+    instance_id: String,
+    config: DrainConfig,
+    secret: SecretStore,
+    throttle: Throttle,
     sessions: AtomicU64,
     draining: AtomicBool,
     drained: AtomicBool,
     drain: Mutex<Option<DrainInfo>>,
-    pub(crate) shutdown: CancellationToken,
-    pub(crate) shutdown_started: OnceLock<Instant>,
-    pub(crate) tracker: TaskTracker,
-    pub(crate) hooks: Mutex<Vec<(String, Hook)>>,
+    shutdown: CancellationToken,
+    shutdown_started: OnceLock<Instant>,
+    tracker: TaskTracker,
+    hooks: Mutex<Vec<(String, Hook)>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -118,8 +125,7 @@ impl DrainState {
             return ServingState::Serving;
         };
         if self.inner.drained.load(Ordering::SeqCst)
-            || self.active_sessions() == 0
-            || Instant::now() >= info.deadline_at
+            || deadline::is_drained(self.active_sessions(), Instant::now(), Some(info.deadline_at))
         {
             self.inner.drained.store(true, Ordering::SeqCst);
             ServingState::Drained
@@ -131,8 +137,8 @@ impl DrainState {
     /// Starts draining (idempotent). `deadline` is counted from now (`None`: the configured default); if
     /// already draining, the earlier of the two deadlines is kept. Returns the status after the call.
     pub fn drain(&self, deadline: Option<Duration>) -> InstanceStatus {
-        // Clamped so that no deadline arithmetic can overflow (and panic while holding the lock).
-        let deadline = deadline.unwrap_or(self.inner.config.default_deadline).min(MAX_DRAIN_DEADLINE);
+        // Bounded (`effective`) so that no deadline arithmetic can overflow (and panic under the lock).
+        let deadline = deadline::effective(deadline, self.inner.config.default_deadline);
         {
             let mut guard = self.inner.drain.lock().expect("drain lock");
             let now = Instant::now();
@@ -158,12 +164,14 @@ impl DrainState {
                         "draining: new sessions are turned away"
                     );
                 }
-                Some(info) if candidate.deadline_at < info.deadline_at => {
-                    info.deadline = candidate.deadline;
-                    info.deadline_at = candidate.deadline_at;
-                    tracing::info!(deadline_secs = deadline.as_secs(), "drain deadline moved earlier");
+                Some(info) => {
+                    let kept = deadline::keep_earlier(Some(info.deadline_at), candidate.deadline_at);
+                    if kept != info.deadline_at {
+                        info.deadline = candidate.deadline;
+                        info.deadline_at = kept;
+                        tracing::info!(deadline_secs = deadline.as_secs(), "drain deadline moved earlier");
+                    }
                 }
-                Some(_) => {}
             }
         }
         self.status()
@@ -181,8 +189,7 @@ impl DrainState {
             }
             if let Some(info) = *guard {
                 if self.inner.drained.load(Ordering::SeqCst)
-                    || self.active_sessions() == 0
-                    || Instant::now() >= info.deadline_at
+                    || deadline::is_drained(self.active_sessions(), Instant::now(), Some(info.deadline_at))
                 {
                     self.inner.drained.store(true, Ordering::SeqCst);
                     drop(guard);
@@ -241,6 +248,115 @@ impl DrainState {
     /// `tracker().token()` for the life of the connection).
     pub fn tracker(&self) -> &TaskTracker {
         &self.inner.tracker
+    }
+
+    // -- admin and health routes (admin.rs) ----------------------------------------------------------
+
+    /// The admin and health routes, to merge into the app's router:
+    /// `app.merge(state.router())`. Serve with connect info (as [`crate::serve`] does) for per-peer
+    /// throttling.
+    pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+        crate::admin::router(self)
+    }
+
+    /// The throttle of failed admin authentications.
+    pub(crate) fn throttle(&self) -> &Throttle {
+        &self.inner.throttle
+    }
+
+    /// The drain secret (compared in constant time).
+    pub(crate) fn secret_store(&self) -> &SecretStore {
+        &self.inner.secret
+    }
+
+    // -- the new-session gate (gate.rs) --------------------------------------------------------------
+
+    /// `Ok(())` if a request creating a new session may proceed (the instance is serving), else the
+    /// stale-affinity answer to return as is.
+    #[allow(clippy::result_large_err)]
+    pub fn admit_new_session(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> std::result::Result<(), Response> {
+        if self.accepts_new_sessions() {
+            Ok(())
+        } else {
+            Err(self.stale_affinity_response(method, uri, headers))
+        }
+    }
+
+    /// The stale-affinity answer for a request that would create a new session (the new-session gate's:
+    /// `307` for a page load, `409` otherwise).
+    pub fn stale_affinity_response(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
+        crate::gate::stale_affinity_response(self.version(), method, uri, headers)
+    }
+
+    /// A tower layer applying the gate to every request of the routes it wraps (use `route_layer`).
+    pub fn gate(&self) -> NewSessionGateLayer {
+        NewSessionGateLayer::new(self.clone())
+    }
+
+    // -- shutdown (shutdown.rs) ----------------------------------------------------------------------
+
+    /// Registers a hook run at shutdown, after tracked tasks finished, in registration order, each bounded by
+    /// what is left of the shutdown timeout (the seed's plugin lifecycle: flush, unmount, close pools).
+    pub fn on_shutdown<F, Fut>(&self, name: impl Into<String>, hook: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let hook: Hook = Box::new(move || Box::pin(hook()));
+        self.inner.hooks.lock().expect("hooks lock").push((name.into(), hook));
+    }
+
+    /// Begins shutdown (what the first SIGTERM/SIGINT does): state `shutting_down`, health 503, new sessions
+    /// turned away, [`DrainState::shutdown_token`] cancelled. Idempotent.
+    pub fn begin_shutdown(&self, reason: &str) {
+        if self.inner.shutdown_started.set(Instant::now()).is_ok() {
+            tracing::info!(reason, sessions = self.active_sessions(), "shutting down");
+            self.inner.shutdown.cancel();
+        }
+    }
+
+    /// Resolves when shutdown begins; pass it to `axum::serve(..).with_graceful_shutdown(..)`.
+    pub fn shutdown_signal(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.inner.shutdown.clone().cancelled_owned()
+    }
+
+    /// After the server stopped: waits for tracked tasks, then runs the hooks, all within the shutdown
+    /// timeout counted from the start of shutdown. Call it once.
+    pub async fn finish(&self) -> ShutdownReport {
+        self.begin_shutdown("server stopped");
+        let started = *self.inner.shutdown_started.get().expect("set by begin_shutdown");
+        let timeout = self.inner.config.shutdown_timeout;
+        let deadline = tokio::time::Instant::from_std(started + timeout);
+        let tasks_deadline = tokio::time::Instant::from_std(started + timeout / 2);
+        self.inner.tracker.close();
+        let tasks_finished = tokio::time::timeout_at(tasks_deadline, self.inner.tracker.wait()).await.is_ok();
+        if !tasks_finished {
+            tracing::warn!(
+                left = self.inner.tracker.len(),
+                "shutdown deadline passed with tasks still running"
+            );
+        }
+        let hooks = std::mem::take(&mut *self.inner.hooks.lock().expect("hooks lock"));
+        let (hooks_completed, hooks_timed_out) = crate::shutdown::run_hooks(hooks, deadline).await;
+        let mut report = ShutdownReport {
+            requests_finished: true,
+            tasks_finished,
+            hooks_completed,
+            hooks_timed_out,
+            took: Duration::ZERO,
+        };
+        report.took = started.elapsed();
+        tracing::info!(
+            took_ms = report.took.as_millis() as u64,
+            clean = report.is_clean(),
+            "shutdown complete"
+        );
+        report
     }
 }
 

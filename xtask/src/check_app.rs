@@ -31,7 +31,8 @@ pub fn run_check(args: &[String]) -> Result<(), String> {
         }
     }
     let mut cmd = Command::new(cargo());
-    cmd.args(["run", "--quiet", "--package", "pulse-server-drain", "--bin", "pulse-drain-check", "--"])
+    cmd.args(["run", "--quiet", "--package", "pulse-server-drain", "--features", "checker"])
+        .args(["--bin", "pulse-drain-check", "--"])
         .args(&pass);
     if let Some(s) = secret {
         cmd.env("PULSE_DRAIN_SECRET", s);

@@ -7,6 +7,7 @@ mod bench_local;
 mod check_app;
 mod ci;
 mod e2e;
+mod fuzz;
 mod python;
 mod terraform;
 mod tools;
@@ -28,7 +29,10 @@ Commands:
                   every test, the rollout simulation, the e2e.
   check-app       Drain-protocol conformance check of a live server: --url http://HOST:PORT and the secret
                   from --secret-file PATH or PULSE_DRAIN_SECRET (it drains that server: use a dedicated
-                  instance). `cargo xtask check-app --help` lists every option.
+                  instance). `--mode pulse` checks a Pulse app (prerender + Socket.IO).
+                  `cargo xtask check-app --help` lists every option.
+  fuzz            cargo-fuzz targets of pulse-server-drain (drain body, Authorization header), 180 s each
+                  (--secs N, or one TARGET); needs `cargo install cargo-fuzz`. Not in ci.
   bench drain     Drain benchmark: 10k WebSocket sessions, memory/session, health p50/p99, drain ack, throughput.
   bench local     Local providers: set_weights-to-traffic p50/p99, Envoy vs. direct requests/s, deploy-to-serving
                   and last-session-to-reaped on Docker + Envoy (--no-build reuses the demo image).
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
         "ci" => ci::run(rest),
         "e2e" => e2e::run(rest),
         "check-app" => check_app::run_check(rest),
+        "fuzz" => fuzz::run_fuzz(rest),
         "bench" => match rest.split_first() {
             Some((target, args)) if target == "drain" => bench_drain::run(args),
             Some((target, args)) if target == "local" => bench_local::run(args),

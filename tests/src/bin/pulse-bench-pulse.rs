@@ -8,9 +8,11 @@
 //!   fresh prerender (engine.io OPEN, `40{auth}`, `40{sid}`), 200 sequential connects per round, p50/p99.
 //!
 //! Rounds alternate between the variants (`PULSE_BENCH_ROUNDS`, default 3) so that machine noise hits
-//! each alike; the figures are medians over rounds. The variants are [`variants`]: the app as it is
-//! (`plain`), and, once the example app carries the drain plugin, the app without it. A benchmark, not a
-//! test: it asserts nothing about time. Writes `target/bench/pulse.json`.
+//! each alike; the figures are medians over rounds. The variants are the example app as deployed (the
+//! drain plugin in its `App`, launched by `pulse-deploy-serve`: `with plugin`) and the same routes and
+//! options without the plugin under bare uvicorn (`without plugin`; `python_image::app::AppImage`); the
+//! ratio with/without is printed. A benchmark, not a test: it asserts nothing about time. Writes
+//! `target/bench/pulse.json`.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,17 +24,21 @@ use pulse_deploy_core::{AppName, InstanceState, Orchestrator, Release, Secret};
 use pulse_deploy_local::docker::{connect_docker, labels, DockerOrchestrator};
 use pulse_deploy_tests::http::HttpClient;
 use pulse_deploy_tests::pulse_tab::{self, Cookies};
+use pulse_deploy_tests::python_image::app::AppImage;
 use pulse_deploy_tests::socketio::SocketIo;
 
-/// One configuration of the app: a label and the environment that selects it.
+/// One configuration of the app: a label and the image that holds it.
 struct Variant {
     label: &'static str,
-    env: Vec<(&'static str, &'static str)>,
+    image: AppImage,
 }
 
-/// The variants compared. The example app has no drain plugin yet, so there is one.
+/// The variants compared, side by side: the app with the drain plugin and without it.
 fn variants() -> Vec<Variant> {
-    vec![Variant { label: "plain", env: vec![] }]
+    vec![
+        Variant { label: "with plugin", image: AppImage::WithPlugin },
+        Variant { label: "without plugin", image: AppImage::WithoutPlugin },
+    ]
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -64,7 +70,13 @@ struct Figures {
 async fn run() -> Result<(), String> {
     let workspace = pulse_deploy_tests::workspace_root();
     let docker = connect_docker().await.map_err(|e| e.to_string())?;
-    let image = pulse_deploy_tests::python_image::ensure_app_image(&docker, &workspace).await?;
+    let variants = variants();
+    let mut images = Vec::new();
+    for v in &variants {
+        images.push(
+            pulse_deploy_tests::python_image::ensure_example_image(&docker, &workspace, v.image).await?,
+        );
+    }
     let rounds: usize = env_or("PULSE_BENCH_ROUNDS", 3);
     let workers: usize = env_or("PULSE_BENCH_WORKERS", 8);
     let secs: u64 = env_or("PULSE_BENCH_SECS", 5);
@@ -80,24 +92,22 @@ async fn run() -> Result<(), String> {
         .build()
         .await
         .map_err(|e| e.to_string())?;
-    let variants = variants();
     let apps: Vec<AppName> = (0..variants.len())
         .map(|i| AppName::new(format!("pbench{i}-{suffix}")).expect("valid app name"))
         .collect();
     let outcome = async {
         let http = HttpClient::new();
         let mut bases = Vec::new();
-        for (v, app) in variants.iter().zip(&apps) {
-            let mut b = Release::builder(app.as_str(), "v1", image.as_str())
+        for (image, app) in images.iter().zip(&apps) {
+            let release = Release::builder(app.as_str(), "v1", image.as_str())
                 .replicas(1)
                 .port(8000)
                 .health_path("/_pulse/health")
                 .env("PULSE_SECRET", format!("session-secret-{:016x}", rand::random::<u64>()))
-                .env("PULSE_SESSION_GRACE_SECS", "2");
-            for (k, val) in &v.env {
-                b = b.env(*k, *val);
-            }
-            o.deploy(&b.build().map_err(|e| e.to_string())?).await.map_err(|e| e.to_string())?;
+                .env("PULSE_SESSION_GRACE_SECS", "2")
+                .build()
+                .map_err(|e| e.to_string())?;
+            o.deploy(&release).await.map_err(|e| e.to_string())?;
             bases.push(serving(&o, app, &http).await?);
         }
         let mut figures: Vec<Figures> =
@@ -133,9 +143,14 @@ async fn run() -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&state_dir);
     let figures = outcome?;
     println!(
-        "\nexample Pulse app ({image}), one container per variant, {rounds} alternating rounds, medians:\n\
+        "\nexample Pulse app ({}), one container per variant, {rounds} alternating rounds, medians:\n\
          {:<16} {:>14} {:>18} {:>18} {:>9}",
-        "variant", "page loads/s", "connect p50 (ms)", "connect p99 (ms)", "failures"
+        images.join(" vs "),
+        "variant",
+        "page loads/s",
+        "connect p50 (ms)",
+        "connect p99 (ms)",
+        "failures"
     );
     for f in &figures {
         println!(
@@ -145,6 +160,15 @@ async fn run() -> Result<(), String> {
             median(&f.connect_p50_ms),
             median(&f.connect_p99_ms),
             f.failures
+        );
+    }
+    if let [with, without] = figures.as_slice() {
+        let ratio = |f: fn(&Figures) -> &Vec<f64>| median(f(with)) / median(f(without));
+        println!(
+            "with / without plugin: page loads/s x{:.3}, connect p50 x{:.3}, connect p99 x{:.3}",
+            ratio(|f| &f.page_loads_per_sec),
+            ratio(|f| &f.connect_p50_ms),
+            ratio(|f| &f.connect_p99_ms)
         );
     }
     let out = workspace.join("target/bench");

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MAX_DEADLINE_SECS = 2_592_000
+DEFAULT_DEADLINE_SECS = 21_600
+"""The protocol's one default drain deadline (6 h), as `pulse_deploy_core::drain::wire::deadline`."""
 MAX_SHUTDOWN_SECS = 3_600
 MAX_GRACE_SECS = 86_400
 
@@ -112,7 +114,7 @@ class Settings:
 			secret=secret if not secret_file else None,
 			port=_int(env, "PORT", 8000, 0, 65535),
 			host=env.get("PULSE_HOST", "0.0.0.0").strip() or "0.0.0.0",
-			drain_deadline_secs=_int(env, "PULSE_DRAIN_DEADLINE_SECS", 900, 0, MAX_DEADLINE_SECS),
+			drain_deadline_secs=_int(env, "PULSE_DRAIN_DEADLINE_SECS", DEFAULT_DEADLINE_SECS, 0, MAX_DEADLINE_SECS),
 			shutdown_timeout_secs=_int(env, "PULSE_SHUTDOWN_TIMEOUT_SECS", 8, 1, MAX_SHUTDOWN_SECS),
 			health_path=health,
 		)

@@ -1,0 +1,170 @@
+//! The conformance harnesses on the emulator: unique app names, releases, crashes (a task stopped from
+//! outside), and upstreams for the router (in-process HTTP responders on loopback that answer with
+//! their version and instance).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pulse_deploy_core::conformance::{OrchestratorHarness, Probe, Reply, RouterHarness};
+use pulse_deploy_core::{AppName, Error, Instance, Release, Result, Target, VersionId};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::task::JoinHandle;
+
+use super::{infra, Emulator, CLUSTER};
+
+static NEXT_APP: AtomicU32 = AtomicU32::new(0);
+static NEXT_IP: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh app name: `t` + process id + a counter (at most 16 characters).
+pub fn unique_app() -> AppName {
+    let n = NEXT_APP.fetch_add(1, Ordering::SeqCst);
+    AppName::new(format!("t{}x{n}", std::process::id() % 100_000)).expect("a valid app name")
+}
+
+/// The orchestrator harness.
+pub struct EcsHarness<'a> {
+    /// The emulator.
+    pub emulator: &'a Emulator,
+}
+
+#[async_trait]
+impl OrchestratorHarness for EcsHarness<'_> {
+    fn unique_app(&self) -> AppName {
+        unique_app()
+    }
+
+    fn release(&self, app: &AppName, version: &VersionId, replicas: u32) -> Release {
+        Release::builder(app.as_str(), version.as_str(), "pulse-demo-app:test")
+            .replicas(replicas)
+            .stop_grace(Duration::from_secs(10))
+            .build()
+            .expect("a valid release")
+    }
+
+    async fn crash(&self, instance: &Instance) -> Result<()> {
+        self.emulator
+            .aws
+            .ecs()
+            .stop_task()
+            .cluster(CLUSTER)
+            .task(&instance.id.0)
+            .reason("Essential container in task exited")
+            .send()
+            .await
+            .map_err(|e| Error::provider("ecs", format!("crashing a task: {e}"), false))?;
+        Ok(())
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(20)
+    }
+}
+
+/// The router harness: in-process upstreams, a load balancer per app; requests cannot be sent (moto has
+/// no data plane) and health cannot be controlled (moto reports every target healthy).
+pub struct AlbHarness<'a> {
+    /// The emulator.
+    pub emulator: &'a Emulator,
+    upstreams: Mutex<HashMap<AppName, Vec<JoinHandle<()>>>>,
+    balancers: tokio::sync::Mutex<Vec<AppName>>,
+}
+
+impl<'a> AlbHarness<'a> {
+    /// A harness on `emulator`.
+    pub fn new(emulator: &'a Emulator) -> Self {
+        AlbHarness {
+            emulator,
+            upstreams: Mutex::new(HashMap::new()),
+            balancers: tokio::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Deletes every load balancer the harness created.
+    pub async fn teardown(&self) {
+        let elbv2 = self.emulator.aws.elbv2();
+        for app in self.balancers.lock().await.drain(..) {
+            infra::delete_app_load_balancer(&elbv2, &app).await;
+        }
+    }
+}
+
+/// An HTTP upstream on 127.0.0.1 that answers every request with its version and instance.
+async fn upstream(version: &VersionId) -> (Target, JoinHandle<()>) {
+    // One loopback address per upstream, as every task has its own IP (moto also keys targets by IP).
+    let n = NEXT_IP.fetch_add(1, Ordering::SeqCst);
+    let ip = format!("127.0.{}.{}", 1 + n / 250, 1 + n % 250);
+    let listener = tokio::net::TcpListener::bind((ip.as_str(), 0)).await.expect("bind upstream");
+    let addr = listener.local_addr().expect("addr");
+    let target = pulse_deploy_aws::alb::target_group::target(&ip, addr.port());
+    let body = format!("{{\"version\":\"{version}\",\"instance\":\"{}\"}}", target.instance);
+    let handle = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else { return };
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                let _ = s.read(&mut buf).await;
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    (target, handle)
+}
+
+#[async_trait]
+impl RouterHarness for AlbHarness<'_> {
+    fn unique_app(&self) -> AppName {
+        unique_app()
+    }
+
+    async fn spawn_version(&self, app: &AppName, version: &VersionId, replicas: u32) -> Result<Vec<Target>> {
+        {
+            let mut balancers = self.balancers.lock().await;
+            if !balancers.contains(app) {
+                infra::app_load_balancer(&self.emulator.aws.elbv2(), &self.emulator.network, app).await;
+                balancers.push(app.clone());
+            }
+        }
+        let mut targets = Vec::new();
+        for _ in 0..replicas {
+            let (target, handle) = upstream(version).await;
+            self.upstreams.lock().expect("upstreams").entry(app.clone()).or_default().push(handle);
+            targets.push(target);
+        }
+        Ok(targets)
+    }
+
+    fn can_send_requests(&self) -> bool {
+        false
+    }
+
+    async fn request(&self, _app: &AppName, _probe: &Probe) -> Result<Reply> {
+        Err(Error::invalid("probe", "moto has no data plane: no request goes through its load balancers"))
+    }
+
+    fn can_control_health(&self) -> bool {
+        false
+    }
+
+    async fn set_healthy(&self, _target: &Target, _healthy: bool) -> Result<()> {
+        Err(Error::invalid("health", "moto reports every target healthy"))
+    }
+
+    async fn cleanup(&self, app: &AppName) -> Result<()> {
+        for h in self.upstreams.lock().expect("upstreams").remove(app).unwrap_or_default() {
+            h.abort();
+        }
+        Ok(())
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(20)
+    }
+}

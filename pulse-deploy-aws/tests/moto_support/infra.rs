@@ -1,0 +1,126 @@
+//! The shared infrastructure the Terraform module creates on AWS, created on the emulator for tests: a
+//! VPC (with DNS hostnames, which moto needs for `awsvpc` tasks), two subnets, a security group, the ECS
+//! cluster, and per app a load balancer `pulse-{app}` with an HTTP listener whose default action is a
+//! fixed 404 and the rule that blocks `/_pulse/admin/*`.
+
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action, ActionTypeEnum, FixedResponseActionConfig, PathPatternConditionConfig, ProtocolEnum,
+    RuleCondition,
+};
+use pulse_deploy_core::AppName;
+
+use super::server::{xml_value, MotoServer};
+
+/// The listener port of the test load balancers (HTTP: moto has no certificates to offer).
+pub const LISTENER_PORT: u16 = 80;
+
+/// Ids of the shared network.
+#[derive(Debug, Clone)]
+pub struct Network {
+    /// The VPC.
+    pub vpc_id: String,
+    /// Two subnets in two zones.
+    pub subnets: Vec<String>,
+    /// The tasks' security group.
+    pub security_group: String,
+}
+
+/// Creates the VPC, subnets and security group.
+pub fn network(moto: &MotoServer) -> Network {
+    let vpc_id = xml_value(&moto.ec2(&[("Action", "CreateVpc"), ("CidrBlock", "10.0.0.0/16")]), "vpcId");
+    moto.ec2(&[("Action", "ModifyVpcAttribute"), ("VpcId", &vpc_id), ("EnableDnsHostnames.Value", "true")]);
+    let subnets = [("10.0.1.0/24", "us-east-1a"), ("10.0.2.0/24", "us-east-1b")]
+        .iter()
+        .map(|(cidr, az)| {
+            xml_value(
+                &moto.ec2(&[
+                    ("Action", "CreateSubnet"),
+                    ("VpcId", &vpc_id),
+                    ("CidrBlock", cidr),
+                    ("AvailabilityZone", az),
+                ]),
+                "subnetId",
+            )
+        })
+        .collect();
+    let security_group = xml_value(
+        &moto.ec2(&[
+            ("Action", "CreateSecurityGroup"),
+            ("GroupName", "pulse-tests-tasks"),
+            ("GroupDescription", "pulse-deploy tests"),
+            ("VpcId", &vpc_id),
+        ]),
+        "groupId",
+    );
+    Network { vpc_id, subnets, security_group }
+}
+
+/// Creates the load balancer `pulse-{app}` and its listener, as the Terraform module does for an app.
+pub async fn app_load_balancer(
+    elbv2: &aws_sdk_elasticloadbalancingv2::Client,
+    net: &Network,
+    app: &AppName,
+) -> String {
+    let lb = elbv2
+        .create_load_balancer()
+        .name(format!("pulse-{app}"))
+        .set_subnets(Some(net.subnets.clone()))
+        .security_groups(&net.security_group)
+        .send()
+        .await
+        .expect("CreateLoadBalancer");
+    let lb_arn = lb.load_balancers()[0].load_balancer_arn().expect("lb arn").to_owned();
+    let fixed = |body: &str| {
+        Action::builder()
+            .r#type(ActionTypeEnum::FixedResponse)
+            .fixed_response_config(
+                FixedResponseActionConfig::builder()
+                    .status_code("404")
+                    .content_type("text/plain")
+                    .message_body(body)
+                    .build(),
+            )
+            .build()
+    };
+    let listener = elbv2
+        .create_listener()
+        .load_balancer_arn(&lb_arn)
+        .protocol(ProtocolEnum::Http)
+        .port(i32::from(LISTENER_PORT))
+        .default_actions(fixed("no version deployed yet"))
+        .send()
+        .await
+        .expect("CreateListener");
+    let listener_arn = listener.listeners()[0].listener_arn().expect("listener arn").to_owned();
+    elbv2
+        .create_rule()
+        .listener_arn(&listener_arn)
+        .priority(1)
+        .conditions(
+            RuleCondition::builder()
+                .field("path-pattern")
+                .path_pattern_config(
+                    PathPatternConditionConfig::builder()
+                        .values("/_pulse/admin")
+                        .values("/_pulse/admin/*")
+                        .build(),
+                )
+                .build(),
+        )
+        .actions(fixed("not found"))
+        .send()
+        .await
+        .expect("CreateRule (admin block)");
+    listener_arn
+}
+
+/// Deletes the app's load balancer (its listeners and rules go with it).
+pub async fn delete_app_load_balancer(elbv2: &aws_sdk_elasticloadbalancingv2::Client, app: &AppName) {
+    if let Ok(out) = elbv2.describe_load_balancers().names(format!("pulse-{app}")).send().await {
+        for lb in out.load_balancers() {
+            if let Some(arn) = lb.load_balancer_arn() {
+                let _ = elbv2.delete_load_balancer().load_balancer_arn(arn).send().await;
+            }
+        }
+    }
+}

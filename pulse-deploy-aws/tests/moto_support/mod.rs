@@ -1,0 +1,103 @@
+//! The emulator fixture of this crate's tests: moto on a random loopback port, the shared
+//! infrastructure created on it, and honest stand-ins for what moto does not do (listed in the crate
+//! docs and `docs/aws.md`):
+//! - ECS's service scheduler ([`scheduler`]): moto never starts a service's tasks;
+//! - task lifecycle: moto's automatic task state changes are switched off, tasks change state only
+//!   when the stand-in starts or stops them;
+//! - the load balancer's data plane: moto routes no traffic and health-checks nothing (its targets are
+//!   always healthy), so router checks that send requests or fail a health check are skipped here.
+//!
+//! The providers are the product's own, configured only with an endpoint override and static dummy
+//! credentials; nothing in them knows it talks to an emulator.
+
+#![allow(dead_code)]
+
+pub mod harness;
+pub mod infra;
+pub mod scheduler;
+pub mod server;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pulse_deploy_aws::retry::RetryPolicy;
+use pulse_deploy_aws::{AlbConfig, AlbRouter, AwsConfig, EcsConfig, EcsOrchestrator};
+
+use infra::Network;
+use scheduler::{DataPlane, SchedulerStandIn};
+use server::MotoServer;
+
+/// The ECS cluster of the tests.
+pub const CLUSTER: &str = "pulse-tests";
+
+/// Everything a test needs: the emulator, its infrastructure, the providers under test, the stand-ins.
+pub struct Emulator {
+    /// The AWS configuration every client uses.
+    pub aws: AwsConfig,
+    /// The shared network.
+    pub network: Network,
+    /// The stand-in for ECS's scheduler.
+    pub scheduler: SchedulerStandIn,
+    /// moto itself.
+    pub moto: MotoServer,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator").field("aws", &self.aws).field("network", &self.network).finish()
+    }
+}
+
+/// Retries tuned for an emulator: errors surface fast.
+pub fn test_retry() -> RetryPolicy {
+    RetryPolicy {
+        first_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(500),
+        deadline: Duration::from_secs(10),
+    }
+}
+
+impl Emulator {
+    /// Starts moto and creates the shared infrastructure.
+    /// `None` when moto is not installed outside CI (the test then skips, saying why).
+    pub async fn start(plane: Arc<dyn DataPlane>) -> Option<Emulator> {
+        let moto = tokio::task::spawn_blocking(MotoServer::start).await.expect("moto start")?;
+        let aws = AwsConfig::builder()
+            .endpoint_url(moto.url())
+            .region("us-east-1")
+            .static_credentials("testing", "testing")
+            .build()
+            .expect("emulator config");
+        let network = infra::network(&moto);
+        aws.ecs().create_cluster().cluster_name(CLUSTER).send().await.expect("CreateCluster");
+        let scheduler = SchedulerStandIn::start(aws.ecs(), CLUSTER.into(), plane);
+        Some(Emulator { aws, network, scheduler, moto })
+    }
+
+    /// The ECS configuration of the tests' versions.
+    pub fn ecs_config(&self) -> EcsConfig {
+        EcsConfig::builder(CLUSTER)
+            .subnets(self.network.subnets.clone())
+            .security_groups(vec![self.network.security_group.clone()])
+            .execution_role_arn("arn:aws:iam::123456789012:role/pulse-tests-execution")
+            .drain_secret_arn("arn:aws:secretsmanager:us-east-1:123456789012:secret:pulse-tests/drain-secret")
+            .retry(test_retry())
+            .build()
+            .expect("ecs config")
+    }
+
+    /// The orchestrator under test.
+    pub fn orchestrator(&self) -> EcsOrchestrator {
+        EcsOrchestrator::new(&self.aws, self.ecs_config())
+    }
+
+    /// The router under test.
+    pub fn router(&self) -> AlbRouter {
+        let config = AlbConfig::builder(&self.network.vpc_id)
+            .listener_port(infra::LISTENER_PORT)
+            .retry(test_retry())
+            .build()
+            .expect("alb config");
+        AlbRouter::new(&self.aws, config)
+    }
+}
