@@ -40,7 +40,8 @@ impl fmt::Debug for AwsConfig {
     }
 }
 
-fn https_client() -> SharedHttpClient {
+/// The HTTPS client every configuration uses unless told otherwise: rustls with `ring`.
+pub fn default_http_client() -> SharedHttpClient {
     aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https()
 }
 
@@ -50,7 +51,7 @@ impl AwsConfig {
     /// AWS SDK.
     pub async fn from_env() -> Self {
         let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(https_client())
+            .http_client(default_http_client())
             .retry_config(RetryConfig::disabled())
             .load()
             .await;
@@ -100,6 +101,7 @@ pub struct AwsConfigBuilder {
     region: Option<String>,
     endpoint_url: Option<String>,
     credentials: Option<Credentials>,
+    http_client: Option<SharedHttpClient>,
 }
 
 impl fmt::Debug for AwsConfigBuilder {
@@ -132,6 +134,12 @@ impl AwsConfigBuilder {
         self
     }
 
+    /// Another HTTP client (a proxy, a metrics or fault-injection layer around [`default_http_client`]).
+    pub fn http_client(mut self, client: SharedHttpClient) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
     /// The configuration, or an error naming what is missing.
     pub fn build(self) -> Result<AwsConfig> {
         let credentials = self.credentials.ok_or_else(|| {
@@ -155,7 +163,7 @@ impl AwsConfigBuilder {
             .region(Region::new(region))
             .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(credentials))
             .retry_config(RetryConfig::disabled())
-            .http_client(https_client());
+            .http_client(self.http_client.unwrap_or_else(default_http_client));
         if let Some(url) = &self.endpoint_url {
             sdk = sdk.endpoint_url(url.clone());
         }

@@ -5,8 +5,12 @@
 //! The app carries the drain plugin: its status call (with the orchestrator's secret, which reaches the
 //! app through the mounted `PULSE_DRAIN_SECRET_FILE`) counts the open renders.
 //!
+//! A second test runs the drain-protocol checker in its Pulse mode (`pulse_server_drain::checker`, what
+//! `cargo xtask check-app --mode pulse` runs) against a fresh container of the same image: every rule
+//! must pass.
+//!
 //! Needs Docker (and, the first time the Python images are built, Debian's mirror and PyPI); with
-//! `CI=true` an unreachable Docker fails, otherwise the test skips and says why.
+//! `CI=true` an unreachable Docker fails, otherwise the tests skip and say why.
 
 use std::time::{Duration, Instant};
 
@@ -17,61 +21,101 @@ use pulse_deploy_tests::http::HttpClient;
 use pulse_deploy_tests::pulse_tab::{self, Cookies};
 use pulse_deploy_tests::session::Fate;
 use pulse_deploy_tests::socketio::{ConnectFailure, SocketIo};
+use pulse_server_drain::checker::{self, CheckOptions, Outcome};
 
-#[tokio::test]
-async fn example_pulse_app_serves_tabs_through_prerender_and_socketio() {
-    let Some(docker) = preflight::or_skip("Docker", preflight::docker().await) else { return };
-    let workspace = pulse_deploy_tests::workspace_root();
-    let started = Instant::now();
-    let image =
-        pulse_deploy_tests::python_image::ensure_app_image(&docker, &workspace).await.expect("images");
-    eprintln!("example app image {image} ready in {:?}", started.elapsed());
+/// Docker, or `None` (the test skips) when it is unreachable outside CI; under `CI=true` the test fails.
+async fn docker_or_skip() -> Option<bollard::Docker> {
+    preflight::or_skip("Docker", preflight::docker().await)
+}
 
-    let suffix: String = (0..5).map(|_| (b'a' + rand::random::<u8>() % 26) as char).collect();
-    let app = AppName::new(format!("pytab-{suffix}")).unwrap();
-    let state_dir = std::env::temp_dir().join(format!("pulse-deploy-test-{app}"));
-    let token = format!("test-secret-{:016x}", rand::random::<u64>());
-    let secret = Secret::new("test", token.clone()).unwrap();
-    let o = DockerOrchestrator::builder()
-        .drain_secret(secret)
-        .state_dir(&state_dir)
-        .docker(docker.clone())
-        .retire_wait(Duration::from_secs(2))
-        .build()
-        .await
-        .unwrap();
-    let release = Release::builder(app.as_str(), "v1", image.as_str())
-        .replicas(1)
-        .port(8000)
-        .health_path("/_pulse/health")
-        .stop_grace(Duration::from_secs(10))
-        .env("PULSE_SECRET", format!("session-secret-{:016x}", rand::random::<u64>()))
-        .env("PULSE_SESSION_GRACE_SECS", "5")
-        .build()
-        .unwrap();
+/// One instance of the example app's image, deployed by the Docker orchestrator with a fresh drain secret.
+struct Deployed {
+    docker: bollard::Docker,
+    o: DockerOrchestrator,
+    release: Release,
+    state_dir: std::path::PathBuf,
+    /// The drain secret the orchestrator mounted into the container.
+    token: String,
+}
 
-    let outcome = async {
-        o.deploy(&release).await.map_err(|e| e.to_string())?;
-        let http = HttpClient::new();
+impl Deployed {
+    /// Builds (or finds) the image and deploys one instance of it as app `{prefix}-<random>`.
+    async fn start(docker: bollard::Docker, prefix: &str) -> Deployed {
+        let workspace = pulse_deploy_tests::workspace_root();
+        let started = Instant::now();
+        let image =
+            pulse_deploy_tests::python_image::ensure_app_image(&docker, &workspace).await.expect("images");
+        eprintln!("example app image {image} ready in {:?}", started.elapsed());
+        let suffix: String = (0..5).map(|_| (b'a' + rand::random::<u8>() % 26) as char).collect();
+        let app = AppName::new(format!("{prefix}-{suffix}")).unwrap();
+        let state_dir = std::env::temp_dir().join(format!("pulse-deploy-test-{app}"));
+        let token = format!("test-secret-{:016x}", rand::random::<u64>());
+        let secret = Secret::new("test", token.clone()).unwrap();
+        let o = DockerOrchestrator::builder()
+            .drain_secret(secret)
+            .state_dir(&state_dir)
+            .docker(docker.clone())
+            .retire_wait(Duration::from_secs(2))
+            .build()
+            .await
+            .unwrap();
+        let release = Release::builder(app.as_str(), "v1", image.as_str())
+            .replicas(1)
+            .port(8000)
+            .health_path("/_pulse/health")
+            .stop_grace(Duration::from_secs(10))
+            .env("PULSE_SECRET", format!("session-secret-{:016x}", rand::random::<u64>()))
+            .env("PULSE_SESSION_GRACE_SECS", "5")
+            .build()
+            .unwrap();
+        Deployed { docker, o, release, state_dir, token }
+    }
+
+    /// Deploys the release and waits until its instance answers health; returns its base URL and id.
+    async fn serving(&self, http: &HttpClient) -> Result<(String, String), String> {
+        self.o.deploy(&self.release).await.map_err(|e| e.to_string())?;
         let deadline = Instant::now() + Duration::from_secs(60);
-        let (base, instance) = loop {
-            let found = o.versions(&app).await.ok().and_then(|mut v| v.pop()).and_then(|v| {
-                v.instances.into_iter().find(|i| i.state == InstanceState::Running && i.endpoint.is_some())
-            });
+        loop {
+            let found =
+                self.o.versions(&self.release.app).await.ok().and_then(|mut v| v.pop()).and_then(|v| {
+                    v.instances
+                        .into_iter()
+                        .find(|i| i.state == InstanceState::Running && i.endpoint.is_some())
+                });
             if let Some(i) = found {
                 let ep = i.endpoint.clone().unwrap();
                 let base = format!("http://{}:{}", ep.host, ep.port);
                 let healthy =
                     http.get(&format!("{base}/_pulse/health"), &[]).await.is_ok_and(|a| a.status == 200);
                 if healthy {
-                    break (base, i.id.to_string());
+                    return Ok((base, i.id.to_string()));
                 }
             }
             if Instant::now() > deadline {
                 return Err("the example app did not answer /_pulse/health within 60 s".to_string());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        }
+    }
+
+    /// Removes every container of the app and the state dir, whatever happened.
+    async fn cleanup(self) {
+        let left = remove_app_containers(&self.docker, &self.release.app).await;
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+        assert!(left.is_empty(), "cleanup left containers behind: {left:?}");
+    }
+}
+
+#[tokio::test]
+async fn example_pulse_app_serves_tabs_through_prerender_and_socketio() {
+    let Some(docker) = docker_or_skip().await else { return };
+    let d = Deployed::start(docker, "pytab").await;
+    let (o, release, token) = (&d.o, &d.release, &d.token);
+    let app = &release.app;
+    let started = Instant::now();
+    let outcome = async {
+        let http = HttpClient::new();
+        let (base, instance) = d.serving(&http).await?;
         eprintln!("example app serving at {base} ({:?} after deploy)", started.elapsed());
 
         let tabs =
@@ -165,14 +209,38 @@ async fn example_pulse_app_serves_tabs_through_prerender_and_socketio() {
                 return Err(format!("live session: {r:?}"));
             }
         }
-        o.retire(&app, &release.version).await.map_err(|e| e.to_string())?;
+        o.retire(app, &release.version).await.map_err(|e| e.to_string())?;
         Ok::<(), String>(())
     }
     .await;
 
-    // Clean up whatever happened: every container of the app, the state dir.
-    let left = remove_app_containers(&docker, &app).await;
-    assert!(left.is_empty(), "cleanup left containers behind: {left:?}");
-    let _ = std::fs::remove_dir_all(&state_dir);
+    d.cleanup().await;
+    outcome.unwrap();
+}
+
+#[tokio::test]
+async fn check_app_in_pulse_mode_passes_against_the_example_image() {
+    let Some(docker) = docker_or_skip().await else { return };
+    let d = Deployed::start(docker, "pychk").await;
+    let outcome = async {
+        let (base, instance) = d.serving(&HttpClient::new()).await?;
+        let options = CheckOptions {
+            expect_version: Some("v1".into()),
+            expect_instance_id: Some(instance),
+            ..CheckOptions::pulse()
+        };
+        let secret = Secret::new("drain secret", d.token.clone()).map_err(|e| e.to_string())?;
+        let report = checker::check(&base, &secret, &options).await.map_err(|e| e.to_string())?;
+        eprintln!("{report}");
+        if !report.passed() || report.checks.iter().any(|c| c.outcome == Outcome::Skipped) {
+            return Err(format!("check-app --mode pulse against the example image: {report}"));
+        }
+        if report.to_string().contains(&d.token) {
+            return Err("the checker's report contains the drain secret".into());
+        }
+        Ok::<(), String>(())
+    }
+    .await;
+    d.cleanup().await;
     outcome.unwrap();
 }

@@ -91,13 +91,30 @@ impl Emulator {
         EcsOrchestrator::new(&self.aws, self.ecs_config())
     }
 
+    /// The same emulator reached through another HTTP client (e.g. a fault-injection layer); the
+    /// stand-ins keep the plain one.
+    pub fn aws_through(&self, http: aws_smithy_runtime_api::client::http::SharedHttpClient) -> AwsConfig {
+        AwsConfig::builder()
+            .endpoint_url(self.moto.url())
+            .region("us-east-1")
+            .static_credentials("testing", "testing")
+            .http_client(http)
+            .build()
+            .expect("emulator config")
+    }
+
     /// The router under test.
     pub fn router(&self) -> AlbRouter {
+        self.router_on(&self.aws)
+    }
+
+    /// The router under test on another AWS configuration.
+    pub fn router_on(&self, aws: &AwsConfig) -> AlbRouter {
         let config = AlbConfig::builder(&self.network.vpc_id)
             .listener_port(infra::LISTENER_PORT)
             .retry(test_retry())
             .build()
             .expect("alb config");
-        AlbRouter::new(&self.aws, config)
+        AlbRouter::new(aws, config)
     }
 }

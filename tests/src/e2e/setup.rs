@@ -10,7 +10,7 @@ use pulse_deploy_core::drain::{HttpDrainClient, InstanceStatus};
 use pulse_deploy_core::rollout::{Executor, RolloutEvent, RolloutPolicy};
 use pulse_deploy_core::{AppName, Orchestrator, Secret, TrafficRouter, VersionId};
 use pulse_deploy_local::docker::{build_demo_image, connect_docker, DEMO_IMAGE};
-use pulse_deploy_local::{DockerOrchestrator, EnvoyRouter};
+use pulse_deploy_local::{DockerOrchestrator, EnvoyRouter, LocalConfig, LocalProvider};
 use rand::Rng;
 
 use super::{progress, sample, AppKind, E2eConfig, Timeline};
@@ -79,29 +79,17 @@ impl Env {
         let app = AppName::new(format!("e2e-{suffix:04x}")).map_err(e)?;
         let token: String = (0..32).map(|_| format!("{:x}", rand::thread_rng().gen_range(0..16u8))).collect();
         let secret = Secret::new("e2e drain secret", token).map_err(e)?;
-        let orchestrator = Arc::new(
-            DockerOrchestrator::builder()
-                .drain_secret(secret.clone())
-                .state_dir(config.out_dir.join("docker"))
-                .docker(docker)
-                .retire_wait(Duration::from_secs(2))
-                .build()
-                .await
-                .map_err(e)?,
-        );
         progress(t0, format!("starting Envoy for app {app}"));
-        let router = Arc::new(
-            EnvoyRouter::builder(config.out_dir.join(format!("envoy-{app}")))
-                .default_app(app.as_str())
-                .listen(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-                .health_check_interval(Duration::from_millis(500))
-                .build()
-                .await
-                .map_err(e)?,
-        );
+        let mut local = LocalConfig::new(&config.out_dir, secret);
+        local.envoy_dir = config.out_dir.join(format!("envoy-{app}"));
+        local.docker = Some(docker);
+        local.retire_wait = Some(Duration::from_secs(2));
+        local.default_app = Some(app.clone());
+        local.listen = Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+        local.health_check_interval = Some(Duration::from_millis(500));
+        let LocalProvider { orchestrator, router, drain } = LocalProvider::connect(local).await.map_err(e)?;
         let base = router.listener_addr().to_string();
         progress(t0, format!("Envoy listens on http://{base}"));
-        let drain = Arc::new(HttpDrainClient::new(secret));
         let policy = RolloutPolicy {
             health_timeout: Duration::from_secs(90),
             poll_interval: Duration::from_millis(500),

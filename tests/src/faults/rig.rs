@@ -14,7 +14,7 @@ use pulse_deploy_core::rollout::{EventSink, Executor, RolloutPolicy};
 use pulse_deploy_core::{AppName, Orchestrator, Release, Secret, TrafficRouter, VersionId};
 use pulse_deploy_local::docker::{build_demo_image, remove_app_containers, DEMO_IMAGE};
 use pulse_deploy_local::preflight;
-use pulse_deploy_local::{DockerOrchestrator, EnvoyRouter};
+use pulse_deploy_local::{DockerOrchestrator, EnvoyRouter, LocalConfig, LocalProvider};
 use rand::Rng;
 use tokio::sync::OnceCell;
 
@@ -78,25 +78,14 @@ impl Rig {
         let secret_file = dir.join("drain-secret");
         write_private(&secret_file, &token);
         let secret = Secret::new("fault test drain secret", token).expect("secret");
-        let orchestrator = Arc::new(
-            DockerOrchestrator::builder()
-                .drain_secret(secret.clone())
-                .state_dir(dir.join("docker"))
-                .docker(docker.clone())
-                .retire_wait(Duration::from_secs(2))
-                .build()
-                .await
-                .expect("DockerOrchestrator"),
-        );
-        let router = Arc::new(
-            EnvoyRouter::builder(dir.join("envoy"))
-                .default_app(app.as_str())
-                .listen(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-                .health_check_interval(HEALTH_CHECK_INTERVAL)
-                .build()
-                .await
-                .expect("EnvoyRouter"),
-        );
+        let mut config = LocalConfig::new(&dir, secret);
+        config.docker = Some(docker.clone());
+        config.retire_wait = Some(Duration::from_secs(2));
+        config.default_app = Some(app.clone());
+        config.listen = Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+        config.health_check_interval = Some(HEALTH_CHECK_INTERVAL);
+        let LocalProvider { orchestrator, router, drain } =
+            LocalProvider::connect(config).await.expect("the local provider");
         let base = router.listener_addr().to_string();
         let policy = RolloutPolicy {
             health_timeout: Duration::from_secs(90),
@@ -111,7 +100,7 @@ impl Rig {
             docker,
             orchestrator,
             router,
-            drain: Arc::new(HttpDrainClient::new(secret)),
+            drain,
             base,
             http: HttpClient::new(),
             policy,

@@ -1,0 +1,109 @@
+//! The command line: every subcommand, its flags, and the examples `--help` shows.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  pulse-deploy init --app shop --image shop:1.0     write pulse-deploy.toml (defaults that work)
+  pulse-deploy deploy v1                            the first version: all new sessions
+  pulse-deploy deploy v2 --image shop:1.1           v2 takes new sessions, v1 drains and keeps its own
+  pulse-deploy status                               a table of every live version (--json, --watch)
+  pulse-deploy watch                                reap drained versions for as long as it runs
+  pulse-deploy rollback                             back to the previous version
+
+Exit codes:
+  0  done            1  the rollout failed (rolled back, timed out, refused)
+  2  bad usage or configuration (nothing was contacted)
+  3  a provider could not be reached
+  130  stopped by Ctrl-C at a safe point (run the same command again to resume)";
+
+/// Deploy stateful WebSocket apps with zero dropped sessions.
+#[derive(Debug, Parser)]
+#[command(name = "pulse-deploy", version, about, after_help = EXAMPLES)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(long, short = 'c', global = true, default_value = crate::config::FILE_NAME, env = "PULSE_DEPLOY_CONFIG")]
+    pub config: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a commented pulse-deploy.toml and a fresh drain secret.
+    #[command(
+        after_help = "Example:\n  pulse-deploy init --app shop --image shop:1.0 --listen 127.0.0.1:8080"
+    )]
+    Init {
+        /// The app's name.
+        #[arg(long)]
+        app: String,
+        /// The image new versions run.
+        #[arg(long)]
+        image: String,
+        /// Envoy's public listener.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Deploy a new version: it gets every new session, older versions drain. Resumes when run again.
+    #[command(after_help = "Example:\n  pulse-deploy deploy v2 --image shop:1.1")]
+    Deploy {
+        /// The version's name, e.g. v2 or a commit hash.
+        version: String,
+        /// The image (default: the configuration's).
+        #[arg(long)]
+        image: Option<String>,
+        /// Also wait until every older version is drained and reaped.
+        #[arg(long)]
+        settle: bool,
+        /// Print progress as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show every live version.
+    #[command(
+        after_help = "Examples:\n  pulse-deploy status\n  pulse-deploy status --json\n  pulse-deploy status --watch"
+    )]
+    Status {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Print again whenever it changes, until Ctrl-C.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Show what `deploy` would do next, without doing it.
+    #[command(after_help = "Example:\n  pulse-deploy plan v3")]
+    Plan {
+        /// The version.
+        version: String,
+        /// The image (default: the configuration's).
+        #[arg(long)]
+        image: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tell a version without new sessions to drain (it is reaped once its sessions end).
+    Drain {
+        /// The version.
+        version: String,
+    },
+    /// One pass of the controller: drain what must drain, reap what is drained.
+    Reap {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the controller: reap versions as their sessions end, for as long as it runs.
+    Watch,
+    /// Back to the previous version: undrained at once if it still drains, otherwise redeployed.
+    Rollback,
+}

@@ -1,0 +1,407 @@
+//! What each subcommand does, over the library: the configuration is checked first, then the provider is
+//! built with [`LocalProvider::connect`] and the engine does the work. Progress goes to stdout as plain
+//! lines; errors to stderr. Secrets are never printed.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pulse_deploy_core::drain::{drain_all, DrainClient};
+use pulse_deploy_core::rollout::{
+    AppStatus, Controller, Desired, Executor, Goal, PlanMemory, RolloutEvent, StopSignal, Stopper,
+};
+use pulse_deploy_core::{Orchestrator, Secret, TrafficRouter, VersionId, VersionPhase, Weights};
+use pulse_deploy_local::{LocalConfig, LocalProvider};
+
+use crate::cli::{Cli, Command};
+use crate::config::{Config, TEMPLATE};
+use crate::history::History;
+use crate::table;
+
+/// Exit codes (documented in `--help`).
+pub mod exit {
+    /// Done.
+    pub const OK: u8 = 0;
+    /// The rollout failed.
+    pub const FAILED: u8 = 1;
+    /// Bad usage or configuration; nothing was contacted.
+    pub const USAGE: u8 = 2;
+    /// A provider could not be reached.
+    pub const UNREACHABLE: u8 = 3;
+    /// Stopped by Ctrl-C at a safe point.
+    pub const STOPPED: u8 = 130;
+}
+
+/// A failure and its exit code.
+#[derive(Debug)]
+pub struct Failure {
+    /// The exit code.
+    pub code: u8,
+    /// What to tell the user.
+    pub message: String,
+}
+
+impl Failure {
+    fn new(code: u8, message: impl Into<String>) -> Failure {
+        Failure { code, message: message.into() }
+    }
+}
+
+fn rollout(e: pulse_deploy_core::Error) -> Failure {
+    Failure::new(exit::FAILED, e.to_string())
+}
+
+/// Runs the command line; returns the exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    match dispatch(cli).await {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("pulse-deploy: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<u8, Failure> {
+    if let Command::Init { app, image, listen, force } = &cli.command {
+        return init(&cli.config, app, image, listen, *force);
+    }
+    let config = Config::load(&cli.config).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    // Check what the command line adds before any provider is contacted.
+    if let Command::Deploy { version, image, .. } | Command::Plan { version, image, .. } = &cli.command {
+        config.release(version, image.as_deref()).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    }
+    if let Command::Drain { version } = &cli.command {
+        VersionId::new(version.clone()).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    }
+    let provider = connect(&config).await?;
+    match cli.command {
+        Command::Init { .. } => unreachable!("handled above"),
+        Command::Deploy { version, image, settle, .. } => {
+            deploy(&config, &provider, &version, image.as_deref(), settle).await
+        }
+        Command::Status { json, watch } => status(&config, &provider, json, watch).await,
+        Command::Plan { version, image, json } => {
+            plan(&config, &provider, &version, image.as_deref(), json).await
+        }
+        Command::Drain { version } => drain(&config, &provider, &version).await,
+        Command::Reap { json } => reap(&config, &provider, json).await,
+        Command::Watch => watch(&config, &provider).await,
+        Command::Rollback => rollback(&config, &provider).await,
+    }
+}
+
+/// Prints a line on stdout and flushes it (progress must be seen as it happens, even through a pipe).
+fn say(line: impl AsRef<str>) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", line.as_ref());
+    let _ = out.flush();
+}
+
+fn init(file: &Path, app: &str, image: &str, listen: &str, force: bool) -> Result<u8, Failure> {
+    if file.exists() && !force {
+        return Err(Failure::new(
+            exit::USAGE,
+            format!("{} exists; pass --force to overwrite it", file.display()),
+        ));
+    }
+    let text = TEMPLATE.replace("{app}", app).replace("{image}", image).replace("{listen}", listen);
+    // Refuse to write a file that would not load.
+    let config = Config::parse(file, &text).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    std::fs::write(file, &text).map_err(|e| Failure::new(exit::USAGE, format!("{}: {e}", file.display())))?;
+    let secret = &config.local.secret_file;
+    if !secret.exists() {
+        if let Some(dir) = secret.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Failure::new(exit::USAGE, format!("{}: {e}", dir.display())))?;
+        }
+        let token: String = (0..32).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
+        write_private(secret, &token)
+            .map_err(|e| Failure::new(exit::USAGE, format!("{}: {e}", secret.display())))?;
+    }
+    say(format!(
+        "wrote {} (app {app}, image {image}) and the drain secret {}",
+        file.display(),
+        secret.display()
+    ));
+    say("next: `pulse-deploy deploy v1`, then open http://".to_owned() + listen + "/");
+    Ok(exit::OK)
+}
+
+fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(path)?;
+    f.write_all(content.as_bytes())
+}
+
+async fn connect(config: &Config) -> Result<LocalProvider, Failure> {
+    let file = &config.local.secret_file;
+    let token = std::fs::read_to_string(file).map_err(|e| {
+        Failure::new(
+            exit::USAGE,
+            format!("the drain secret {}: {e}; run `pulse-deploy init`", file.display()),
+        )
+    })?;
+    let secret = Secret::new("local.secret_file", token.trim().to_owned())
+        .map_err(|e| Failure::new(exit::USAGE, format!("{}: {e}", file.display())))?;
+    let mut local = LocalConfig::new(&config.local.state_dir, secret);
+    local.default_app = Some(config.app.clone());
+    local.listen = Some(config.local.listen);
+    local.health_check_interval = Some(config.local.health_check_interval);
+    LocalProvider::connect(local).await.map_err(|e| Failure::new(exit::UNREACHABLE, e.to_string()))
+}
+
+fn executor(config: &Config, provider: &LocalProvider, stopper: Option<&Stopper>) -> Executor {
+    let mut b = provider.executor().policy(config.policy.clone()).events(Arc::new(print_event));
+    if let Some(s) = stopper {
+        b = b.stop_on(s.graceful());
+    }
+    b.build()
+}
+
+fn print_event(ev: &RolloutEvent) {
+    match ev {
+        RolloutEvent::ActionStarted { action } => say(format!("→ {action}")),
+        RolloutEvent::ActionRetried { action, attempt, error, .. } => {
+            say(format!("↻ {action}: attempt {attempt} failed: {error}"))
+        }
+        RolloutEvent::DrainSent { version, acknowledged, of } => {
+            say(format!("✓ drain signal: {acknowledged} of {of} instances of {version} acknowledged"))
+        }
+        RolloutEvent::Reaped { version } => say(format!("✓ reaped {version}")),
+        RolloutEvent::Waiting { reasons } => say(format!("… waiting: {}", reasons.join("; "))),
+        RolloutEvent::RollingBack { version, reason } => say(format!("✗ rolling back {version}: {reason}")),
+        RolloutEvent::GoalReached { target } => {
+            say(format!("✓ {} has every new session", target.as_ref().map(|v| v.as_str()).unwrap_or("none")))
+        }
+        _ => {}
+    }
+}
+
+/// Ctrl-C: the first stops at the next safe point, the second exits at once.
+fn on_ctrl_c(stopper: Stopper) {
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            match stopper.signal() {
+                StopSignal::Graceful => {
+                    eprintln!("pulse-deploy: stopping at the next safe point (Ctrl-C again to abort at once)")
+                }
+                StopSignal::Forced => {
+                    eprintln!("pulse-deploy: aborted; run the same command again to resume");
+                    std::process::exit(exit::STOPPED.into());
+                }
+            }
+        }
+    });
+}
+
+async fn deploy(
+    config: &Config,
+    provider: &LocalProvider,
+    version: &str,
+    image: Option<&str>,
+    settle: bool,
+) -> Result<u8, Failure> {
+    let release = config.release(version, image).map_err(rollout)?;
+    let history = History::new(&config.local.state_dir);
+    history.record(&release).map_err(|e| Failure::new(exit::FAILED, e))?;
+    let stopper = Stopper::new();
+    on_ctrl_c(stopper.clone());
+    let exec = executor(config, provider, Some(&stopper));
+    say(format!("deploying {} {version} ({})", config.app, release.image));
+    let goal = if settle { Goal::Settled } else { Goal::Shifted };
+    let outcome = exec.deploy(&release, goal).await;
+    let table = exec.status(&config.app).await.map(|s| table::render(&s));
+    match outcome {
+        Ok(o) if o.stopped => {
+            say(table.unwrap_or_default());
+            say(format!(
+                "stopped at a safe point after {} actions; run `pulse-deploy deploy {version}` again to resume",
+                o.actions.len()
+            ));
+            Ok(exit::STOPPED)
+        }
+        Ok(_) => {
+            say(table.map_err(rollout)?);
+            Ok(exit::OK)
+        }
+        Err(e) => {
+            if let Ok(t) = table {
+                say(t);
+            }
+            Err(rollout(e))
+        }
+    }
+}
+
+async fn status(config: &Config, provider: &LocalProvider, json: bool, watch: bool) -> Result<u8, Failure> {
+    let exec = executor(config, provider, None);
+    let show = |s: &AppStatus| {
+        if json {
+            say(serde_json::to_string(s).expect("status serializes"));
+        } else {
+            say(table::render(s));
+        }
+    };
+    let mut last: Option<AppStatus> = None;
+    loop {
+        let s = exec.status(&config.app).await.map_err(|e| Failure::new(exit::UNREACHABLE, e.to_string()))?;
+        let changed = last.as_ref().is_none_or(|l| !same(l, &s));
+        if changed {
+            show(&s);
+        }
+        if !watch {
+            return Ok(exit::OK);
+        }
+        last = Some(s);
+        tokio::select! {
+            _ = tokio::time::sleep(config.policy.poll_interval) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(exit::OK),
+        }
+    }
+}
+
+/// Two statuses show the same thing (ignoring the clock).
+fn same(a: &AppStatus, b: &AppStatus) -> bool {
+    let key = |s: &AppStatus| -> Vec<_> {
+        s.versions.iter().map(|v| (v.version.clone(), v.phase, v.weight, v.healthy, v.sessions)).collect()
+    };
+    key(a) == key(b) && a.waiting == b.waiting
+}
+
+async fn plan(
+    config: &Config,
+    provider: &LocalProvider,
+    version: &str,
+    image: Option<&str>,
+    json: bool,
+) -> Result<u8, Failure> {
+    let release = config.release(version, image).map_err(rollout)?;
+    let (plan, status) = executor(config, provider, None).preview(&release).await.map_err(rollout)?;
+    let actions: Vec<String> = plan.actions.iter().map(|a| a.to_string()).collect();
+    if json {
+        let v = serde_json::json!({ "actions": actions, "waiting": plan.waiting, "status": status });
+        say(v.to_string());
+        return Ok(exit::OK);
+    }
+    say(table::render(&status));
+    if actions.is_empty() {
+        say(format!("next: nothing to do now ({})", plan.waiting.join("; ")));
+    }
+    for a in actions {
+        say(format!("next: {a}"));
+    }
+    say("(the later steps depend on health and sessions; `deploy` runs them as they become due)");
+    Ok(exit::OK)
+}
+
+async fn drain(config: &Config, provider: &LocalProvider, version: &str) -> Result<u8, Failure> {
+    let id = VersionId::new(version.to_owned()).map_err(rollout)?;
+    let exec = executor(config, provider, None);
+    let status = exec.status(&config.app).await.map_err(rollout)?;
+    let Some(v) = status.version(&id) else {
+        return Err(Failure::new(
+            exit::FAILED,
+            format!("{version} is not running; `pulse-deploy status` lists what is"),
+        ));
+    };
+    if v.weight > 0 {
+        return Err(Failure::new(
+            exit::FAILED,
+            format!("{version} still gets {}% of new sessions; deploy another version first", v.weight),
+        ));
+    }
+    let versions = provider.orchestrator.versions(&config.app).await.map_err(rollout)?;
+    let state = versions.iter().find(|s| s.version() == &id).expect("listed in the status");
+    let instances: Vec<_> = state.live_instances().cloned().collect();
+    let report = drain_all(provider.drain.as_ref(), &instances, state.release.drain_deadline).await;
+    say(format!(
+        "drain signal: {} of {} instances of {version} acknowledged",
+        report.acknowledged(),
+        report.acks.len()
+    ));
+    Ok(if report.acknowledged() == report.acks.len() { exit::OK } else { exit::FAILED })
+}
+
+async fn reap(config: &Config, provider: &LocalProvider, json: bool) -> Result<u8, Failure> {
+    let exec = executor(config, provider, None);
+    let desired = Desired { app: config.app.clone(), target: None };
+    let pass = exec.step(&desired, &mut PlanMemory::default(), &Default::default()).await.map_err(rollout)?;
+    let after = exec.status(&config.app).await.map_err(rollout)?;
+    if json {
+        let applied: Vec<String> =
+            pass.plan.actions.iter().take(pass.applied).map(|a| a.to_string()).collect();
+        say(serde_json::json!({ "applied": applied, "status": after }).to_string());
+    } else {
+        if pass.applied == 0 {
+            say("nothing to reap now");
+        }
+        say(table::render(&after));
+    }
+    Ok(exit::OK)
+}
+
+async fn watch(config: &Config, provider: &LocalProvider) -> Result<u8, Failure> {
+    let controller =
+        Controller::start(executor(config, provider, None), config.app.clone(), config.policy.poll_interval);
+    on_ctrl_c(controller.stopper());
+    say(format!("watching {}: draining and reaping as sessions end (Ctrl-C stops)", config.app));
+    let mut updates = controller.status_updates();
+    let mut last: Option<AppStatus> = None;
+    while !controller.is_finished() {
+        tokio::select! {
+            changed = updates.changed() => if changed.is_err() { break },
+            _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
+        }
+        let Some(s) = updates.borrow_and_update().clone() else { continue };
+        if last.as_ref().is_none_or(|l| !same(l, &s)) {
+            say(table::render(&s));
+            last = Some(s);
+        }
+    }
+    controller.join().await;
+    say("stopped; the providers keep their state");
+    Ok(exit::OK)
+}
+
+async fn rollback(config: &Config, provider: &LocalProvider) -> Result<u8, Failure> {
+    let exec = executor(config, provider, None);
+    let status = exec.status(&config.app).await.map_err(rollout)?;
+    let Some(current) = status.target.clone() else {
+        return Err(Failure::new(exit::FAILED, "no version has new sessions; nothing to roll back"));
+    };
+    // The newest other version that still runs and drains: take the traffic back to it at once.
+    let live = status
+        .versions
+        .iter()
+        .filter(|v| v.version != current && matches!(v.phase, VersionPhase::Draining | VersionPhase::Drained))
+        .max_by_key(|v| v.created_at);
+    if let Some(previous) = live {
+        let id = previous.version.clone();
+        let versions = provider.orchestrator.versions(&config.app).await.map_err(rollout)?;
+        let state = versions.iter().find(|s| s.version() == &id).expect("listed in the status");
+        for i in state.live_instances() {
+            provider.drain.undrain(i).await.map_err(rollout)?;
+        }
+        provider.router.set_weights(&config.app, &Weights::all_to(id.clone())).await.map_err(rollout)?;
+        say(format!("rolled back by undrain: {id} serves new sessions again; {current} drains"));
+        let release = state.release.clone();
+        exec.deploy(&release, Goal::Shifted).await.map_err(rollout)?;
+        History::new(&config.local.state_dir).record(&release).map_err(|e| Failure::new(exit::FAILED, e))?;
+    } else {
+        let history = History::new(&config.local.state_dir);
+        let Some(release) = history.before(&current).map_err(|e| Failure::new(exit::FAILED, e))? else {
+            return Err(Failure::new(
+                exit::FAILED,
+                format!("no release before {current} is recorded; deploy one by name"),
+            ));
+        };
+        say(format!("rolled back by redeploy: {} was reaped, deploying its release again", release.version));
+        history.record(&release).map_err(|e| Failure::new(exit::FAILED, e))?;
+        exec.deploy(&release, Goal::Shifted).await.map_err(rollout)?;
+    }
+    say(table::render(&exec.status(&config.app).await.map_err(rollout)?));
+    Ok(exit::OK)
+}
