@@ -59,7 +59,7 @@ mod sloppy {
 
     /// Swallows conflicts and refuses to retire what does not exist.
     #[derive(Debug)]
-    pub struct Orch(pub Arc<InMemoryOrchestrator>);
+    pub(crate) struct Orch(pub Arc<InMemoryOrchestrator>);
 
     #[async_trait]
     impl Orchestrator for Orch {
@@ -85,7 +85,7 @@ mod sloppy {
 
     /// Gives a newly attached version all the traffic, and detaches whatever its weight.
     #[derive(Debug)]
-    pub struct Router(pub Arc<InMemoryRouter>);
+    pub(crate) struct Router(pub Arc<InMemoryRouter>);
 
     #[async_trait]
     impl TrafficRouter for Router {

@@ -11,15 +11,15 @@ use crate::identity::InstanceIdSource;
 use crate::secret::SecretSource;
 
 /// Longest accepted drain deadline, configured or requested (30 days).
-pub const MAX_DRAIN_DEADLINE: Duration = deadline::MAX_DRAIN_DEADLINE;
+pub(crate) const MAX_DRAIN_DEADLINE: Duration = deadline::MAX_DRAIN_DEADLINE;
 /// Longest accepted shutdown bound (1 hour; orchestrators kill long before).
-pub const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Longest accepted secret refresh interval (1 day).
-pub const MAX_SECRET_REFRESH: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const MAX_SECRET_REFRESH: Duration = Duration::from_secs(24 * 3600);
 /// Longest accepted throttle window (1 hour).
-pub const MAX_THROTTLE_WINDOW: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_THROTTLE_WINDOW: Duration = Duration::from_secs(3600);
 /// Most failed authentications accepted as the throttle bound.
-pub const MAX_AUTH_FAILURES: u32 = 1_000_000;
+pub(crate) const MAX_AUTH_FAILURES: u32 = 1_000_000;
 
 /// Checks `value` is within `min..=max` (whole seconds in the message).
 fn in_range(name: &'static str, value: Duration, min: Duration, max: Duration) -> Result<()> {

@@ -122,3 +122,9 @@ async fn page_load(http: &HttpClient, base: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+impl std::fmt::Debug for Load {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Load").finish_non_exhaustive()
+    }
+}

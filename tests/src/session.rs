@@ -435,3 +435,9 @@ async fn run(client: Client, mut ws: Ws, mut counter: u64, mut closed: watch::Re
         }
     }
 }
+
+impl std::fmt::Debug for SessionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionHandle").finish_non_exhaustive()
+    }
+}

@@ -10,7 +10,7 @@ use std::process::Command;
 use crate::util::{cargo, run as step};
 
 /// Runs the benchmark, passing the arguments through.
-pub fn run(args: &[String]) -> Result<(), String> {
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
     step(
         "drain benchmark (pulse-server-drain, bench `drain`)",
         Command::new(cargo())

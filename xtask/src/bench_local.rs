@@ -11,7 +11,7 @@ use std::process::Command;
 use crate::util::{cargo, root, run as step};
 
 /// Runs both benchmarks; `--no-build` reuses the demo image.
-pub fn run(args: &[String]) -> Result<(), String> {
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let tools = crate::tools::ensure()?;
     step(
         "Envoy weight flip and throughput (real Envoy)",

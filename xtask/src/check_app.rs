@@ -7,7 +7,7 @@ use std::process::Command;
 use crate::util::{cargo, run};
 
 /// Builds and runs the checker, passing every argument but `--secret` through.
-pub fn run_check(args: &[String]) -> Result<(), String> {
+pub(crate) fn run_check(args: &[String]) -> Result<(), String> {
     if args.iter().any(|a| a == "-h" || a == "--help") || args.is_empty() {
         println!(
             "cargo xtask check-app --url http://HOST:PORT [--mode plain|pulse] [--secret S | --secret-file PATH] \

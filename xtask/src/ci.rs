@@ -24,7 +24,7 @@ use crate::util::{cargo, run as step};
 const SIMULATION_TEST: &str = "simulation_random_rollouts_never_drop_a_session";
 
 /// Runs fmt check, clippy with warnings denied, and every test of the workspace.
-pub fn run(_args: &[String]) -> Result<(), String> {
+pub(crate) fn run(_args: &[String]) -> Result<(), String> {
     let started = std::time::Instant::now();
     step("cargo fmt --check", Command::new(cargo()).args(["fmt", "--all", "--", "--check"]))?;
     step(

@@ -7,7 +7,7 @@ use std::process::Command;
 use crate::util::{cargo, root, run as step};
 
 /// Runs the end-to-end flow; `args` are passed to `pulse-e2e` (e.g. `--no-build`).
-pub fn run(args: &[String]) -> Result<(), String> {
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let tools = crate::tools::ensure()?;
     step(
         "build the e2e runner",

@@ -8,10 +8,10 @@ use std::process::Command;
 use crate::util::{cargo, root, run};
 
 /// The fuzz targets, in the order they run.
-pub const TARGETS: [&str; 2] = ["drain_body", "authorization"];
+pub(crate) const TARGETS: [&str; 2] = ["drain_body", "authorization"];
 
 /// Runs each target (or the one named) for `--secs` seconds.
-pub fn run_fuzz(args: &[String]) -> Result<(), String> {
+pub(crate) fn run_fuzz(args: &[String]) -> Result<(), String> {
     let mut secs = 180u64;
     let mut only = None;
     let mut it = args.iter();

@@ -12,15 +12,15 @@ use std::process::Command;
 use crate::util::{cargo, root, run as step};
 
 /// The Python package whose tests `cargo xtask pytest` runs, relative to the workspace.
-pub const PACKAGE: &str = "python/pulse-deploy-plugin";
+pub(crate) const PACKAGE: &str = "python/pulse-deploy-plugin";
 
 /// `cargo xtask python-image`.
-pub fn image(_args: &[String]) -> Result<(), String> {
+pub(crate) fn image(_args: &[String]) -> Result<(), String> {
     run_tests_bin("the Python images (debootstrap base + venv), cached by content", "pulse-python-image", &[])
 }
 
 /// `cargo xtask pytest [PYTEST ARGS]`.
-pub fn pytest(args: &[String]) -> Result<(), String> {
+pub(crate) fn pytest(args: &[String]) -> Result<(), String> {
     if !root().join(PACKAGE).join("pyproject.toml").is_file() {
         return Err(format!("no Python package at {PACKAGE} (no pyproject.toml)"));
     }
@@ -30,7 +30,7 @@ pub fn pytest(args: &[String]) -> Result<(), String> {
 }
 
 /// Builds `bin` of the tests crate and runs it with `args` in the workspace.
-pub fn run_tests_bin(title: &str, bin: &str, args: &[String]) -> Result<(), String> {
+pub(crate) fn run_tests_bin(title: &str, bin: &str, args: &[String]) -> Result<(), String> {
     step(
         &format!("build {bin}"),
         Command::new(cargo()).args(["build", "-p", "pulse-deploy-tests", "--bin", bin]),

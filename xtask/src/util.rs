@@ -5,18 +5,18 @@ use std::process::Command;
 use std::time::Instant;
 
 /// The workspace root (the parent of `xtask/`).
-pub fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     manifest.parent().expect("xtask lives in the workspace root").to_path_buf()
 }
 
 /// The cargo binary that runs this xtask.
-pub fn cargo() -> String {
+pub(crate) fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
 /// Runs `cmd` in the workspace root, printing a banner and its duration; fails if it exits non-zero.
-pub fn run(title: &str, cmd: &mut Command) -> Result<(), String> {
+pub(crate) fn run(title: &str, cmd: &mut Command) -> Result<(), String> {
     eprintln!("\n==> {title}\n    $ {}", describe(cmd));
     let start = Instant::now();
     let status = cmd.current_dir(root()).status().map_err(|e| format!("{title}: cannot start: {e}"))?;

@@ -19,13 +19,13 @@ static NEXT_APP: AtomicU32 = AtomicU32::new(0);
 static NEXT_IP: AtomicU32 = AtomicU32::new(0);
 
 /// A fresh app name: `t` + process id + a counter (at most 16 characters).
-pub fn unique_app() -> AppName {
+pub(crate) fn unique_app() -> AppName {
     let n = NEXT_APP.fetch_add(1, Ordering::SeqCst);
     AppName::new(format!("t{}x{n}", std::process::id() % 100_000)).expect("a valid app name")
 }
 
 /// The orchestrator harness.
-pub struct EcsHarness<'a> {
+pub(crate) struct EcsHarness<'a> {
     /// The emulator.
     pub emulator: &'a Emulator,
 }
@@ -65,7 +65,7 @@ impl OrchestratorHarness for EcsHarness<'_> {
 
 /// The router harness: in-process upstreams, a load balancer per app; requests cannot be sent (moto has
 /// no data plane) and health cannot be controlled (moto reports every target healthy).
-pub struct AlbHarness<'a> {
+pub(crate) struct AlbHarness<'a> {
     /// The emulator.
     pub emulator: &'a Emulator,
     upstreams: Mutex<HashMap<AppName, Vec<JoinHandle<()>>>>,
@@ -74,7 +74,7 @@ pub struct AlbHarness<'a> {
 
 impl<'a> AlbHarness<'a> {
     /// A harness on `emulator`.
-    pub fn new(emulator: &'a Emulator) -> Self {
+    pub(crate) fn new(emulator: &'a Emulator) -> Self {
         AlbHarness {
             emulator,
             upstreams: Mutex::new(HashMap::new()),
@@ -83,7 +83,7 @@ impl<'a> AlbHarness<'a> {
     }
 
     /// Deletes every load balancer the harness created.
-    pub async fn teardown(&self) {
+    pub(crate) async fn teardown(&self) {
         let elbv2 = self.emulator.aws.elbv2();
         for app in self.balancers.lock().await.drain(..) {
             infra::delete_app_load_balancer(&elbv2, &app).await;

@@ -12,11 +12,11 @@ use pulse_deploy_core::AppName;
 use super::server::{xml_value, MotoServer};
 
 /// The listener port of the test load balancers (HTTP: moto has no certificates to offer).
-pub const LISTENER_PORT: u16 = 80;
+pub(crate) const LISTENER_PORT: u16 = 80;
 
 /// Ids of the shared network.
 #[derive(Debug, Clone)]
-pub struct Network {
+pub(crate) struct Network {
     /// The VPC.
     pub vpc_id: String,
     /// Two subnets in two zones.
@@ -26,7 +26,7 @@ pub struct Network {
 }
 
 /// Creates the VPC, subnets and security group.
-pub fn network(moto: &MotoServer) -> Network {
+pub(crate) fn network(moto: &MotoServer) -> Network {
     let vpc_id = xml_value(&moto.ec2(&[("Action", "CreateVpc"), ("CidrBlock", "10.0.0.0/16")]), "vpcId");
     moto.ec2(&[("Action", "ModifyVpcAttribute"), ("VpcId", &vpc_id), ("EnableDnsHostnames.Value", "true")]);
     let subnets = [("10.0.1.0/24", "us-east-1a"), ("10.0.2.0/24", "us-east-1b")]
@@ -56,7 +56,7 @@ pub fn network(moto: &MotoServer) -> Network {
 }
 
 /// Creates the load balancer `pulse-{app}` and its listener, as the Terraform module does for an app.
-pub async fn app_load_balancer(
+pub(crate) async fn app_load_balancer(
     elbv2: &aws_sdk_elasticloadbalancingv2::Client,
     net: &Network,
     app: &AppName,
@@ -115,7 +115,7 @@ pub async fn app_load_balancer(
 }
 
 /// Deletes the app's load balancer (its listeners and rules go with it).
-pub async fn delete_app_load_balancer(elbv2: &aws_sdk_elasticloadbalancingv2::Client, app: &AppName) {
+pub(crate) async fn delete_app_load_balancer(elbv2: &aws_sdk_elasticloadbalancingv2::Client, app: &AppName) {
     if let Ok(out) = elbv2.describe_load_balancers().names(format!("pulse-{app}")).send().await {
         for lb in out.load_balancers() {
             if let Some(arn) = lb.load_balancer_arn() {

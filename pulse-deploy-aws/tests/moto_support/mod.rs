@@ -12,10 +12,10 @@
 
 #![allow(dead_code)]
 
-pub mod harness;
-pub mod infra;
-pub mod scheduler;
-pub mod server;
+pub(crate) mod harness;
+pub(crate) mod infra;
+pub(crate) mod scheduler;
+pub(crate) mod server;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,10 +28,10 @@ use scheduler::{DataPlane, SchedulerStandIn};
 use server::MotoServer;
 
 /// The ECS cluster of the tests.
-pub const CLUSTER: &str = "pulse-tests";
+pub(crate) const CLUSTER: &str = "pulse-tests";
 
 /// Everything a test needs: the emulator, its infrastructure, the providers under test, the stand-ins.
-pub struct Emulator {
+pub(crate) struct Emulator {
     /// The AWS configuration every client uses.
     pub aws: AwsConfig,
     /// The shared network.
@@ -49,7 +49,7 @@ impl std::fmt::Debug for Emulator {
 }
 
 /// Retries tuned for an emulator: errors surface fast.
-pub fn test_retry() -> RetryPolicy {
+pub(crate) fn test_retry() -> RetryPolicy {
     RetryPolicy {
         first_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(500),
@@ -60,7 +60,7 @@ pub fn test_retry() -> RetryPolicy {
 impl Emulator {
     /// Starts moto and creates the shared infrastructure.
     /// `None` when moto is not installed outside CI (the test then skips, saying why).
-    pub async fn start(plane: Arc<dyn DataPlane>) -> Option<Emulator> {
+    pub(crate) async fn start(plane: Arc<dyn DataPlane>) -> Option<Emulator> {
         let moto = tokio::task::spawn_blocking(MotoServer::start).await.expect("moto start")?;
         let aws = AwsConfig::builder()
             .endpoint_url(moto.url())
@@ -75,7 +75,7 @@ impl Emulator {
     }
 
     /// The ECS configuration of the tests' versions.
-    pub fn ecs_config(&self) -> EcsConfig {
+    pub(crate) fn ecs_config(&self) -> EcsConfig {
         EcsConfig::builder(CLUSTER)
             .subnets(self.network.subnets.clone())
             .security_groups(vec![self.network.security_group.clone()])
@@ -87,13 +87,16 @@ impl Emulator {
     }
 
     /// The orchestrator under test.
-    pub fn orchestrator(&self) -> EcsOrchestrator {
+    pub(crate) fn orchestrator(&self) -> EcsOrchestrator {
         EcsOrchestrator::new(&self.aws, self.ecs_config())
     }
 
     /// The same emulator reached through another HTTP client (e.g. a fault-injection layer); the
     /// stand-ins keep the plain one.
-    pub fn aws_through(&self, http: aws_smithy_runtime_api::client::http::SharedHttpClient) -> AwsConfig {
+    pub(crate) fn aws_through(
+        &self,
+        http: aws_smithy_runtime_api::client::http::SharedHttpClient,
+    ) -> AwsConfig {
         AwsConfig::builder()
             .endpoint_url(self.moto.url())
             .region("us-east-1")
@@ -104,12 +107,12 @@ impl Emulator {
     }
 
     /// The router under test.
-    pub fn router(&self) -> AlbRouter {
+    pub(crate) fn router(&self) -> AlbRouter {
         self.router_on(&self.aws)
     }
 
     /// The router under test on another AWS configuration.
-    pub fn router_on(&self, aws: &AwsConfig) -> AlbRouter {
+    pub(crate) fn router_on(&self, aws: &AwsConfig) -> AlbRouter {
         let config = AlbConfig::builder(&self.network.vpc_id)
             .listener_port(infra::LISTENER_PORT)
             .retry(test_retry())

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 /// What runs inside the emulator's tasks.
 #[async_trait]
-pub trait DataPlane: Send + Sync + 'static {
+pub(crate) trait DataPlane: Send + Sync + 'static {
     /// A task was started: start what it runs.
     async fn started(&self, task: &Task);
     /// A task is being stopped (SIGTERM): return once what it runs has exited.
@@ -25,7 +25,7 @@ pub trait DataPlane: Send + Sync + 'static {
 
 /// Tasks run nothing (enough for the orchestrator's own checks, which need no process).
 #[derive(Debug)]
-pub struct NoProcesses;
+pub(crate) struct NoProcesses;
 
 #[async_trait]
 impl DataPlane for NoProcesses {
@@ -35,13 +35,13 @@ impl DataPlane for NoProcesses {
 
 /// The running stand-in; stopped on drop.
 #[derive(Debug)]
-pub struct SchedulerStandIn {
+pub(crate) struct SchedulerStandIn {
     handle: JoinHandle<()>,
 }
 
 impl SchedulerStandIn {
     /// Starts reconciling the services of `cluster`.
-    pub fn start(ecs: aws_sdk_ecs::Client, cluster: String, plane: Arc<dyn DataPlane>) -> Self {
+    pub(crate) fn start(ecs: aws_sdk_ecs::Client, cluster: String, plane: Arc<dyn DataPlane>) -> Self {
         let handle = tokio::spawn(async move {
             loop {
                 if let Err(e) = reconcile(&ecs, &cluster, plane.as_ref()).await {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 /// A running `moto_server`.
 #[derive(Debug)]
-pub struct MotoServer {
+pub(crate) struct MotoServer {
     child: Child,
     /// Its port on 127.0.0.1.
     pub port: u16,
@@ -17,7 +17,7 @@ pub struct MotoServer {
 
 /// Where `moto_server` is: `PULSE_MOTO_BIN`, else `.venv/bin/moto_server` at the workspace root (put
 /// there by `cargo xtask install-tools`).
-pub fn moto_bin() -> PathBuf {
+pub(crate) fn moto_bin() -> PathBuf {
     std::env::var_os("PULSE_MOTO_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server"))
@@ -25,7 +25,7 @@ pub fn moto_bin() -> PathBuf {
 
 impl MotoServer {
     /// Starts moto, or returns `None` (with the reason printed) when it is not installed outside CI.
-    pub fn start() -> Option<MotoServer> {
+    pub(crate) fn start() -> Option<MotoServer> {
         let bin = moto_bin();
         if !bin.exists() {
             let msg = format!("moto_server not found at {} (run `cargo xtask install-tools`)", bin.display());
@@ -83,7 +83,7 @@ impl MotoServer {
     }
 
     /// `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
@@ -103,12 +103,12 @@ impl MotoServer {
     }
 
     /// GET a path of moto's own API.
-    pub fn get(&self, path: &str) -> std::io::Result<String> {
+    pub(crate) fn get(&self, path: &str) -> std::io::Result<String> {
         self.request(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))
     }
 
     /// POST JSON to a path of moto's own API.
-    pub fn post_json(&self, path: &str, body: &str) -> std::io::Result<String> {
+    pub(crate) fn post_json(&self, path: &str, body: &str) -> std::io::Result<String> {
         self.request(format!(
             "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
@@ -117,7 +117,7 @@ impl MotoServer {
 
     /// One EC2 query-API call (the crate has no EC2 SDK: the fixture only needs a VPC, subnets and a
     /// security group). moto routes it by the credential scope and does not check the signature.
-    pub fn ec2(&self, params: &[(&str, &str)]) -> String {
+    pub(crate) fn ec2(&self, params: &[(&str, &str)]) -> String {
         let mut body = String::from("Version=2016-11-15");
         for (k, v) in params {
             body.push('&');
@@ -136,7 +136,7 @@ impl MotoServer {
 }
 
 /// The text of the first `<tag>...</tag>` in an XML answer.
-pub fn xml_value(xml: &str, tag: &str) -> String {
+pub(crate) fn xml_value(xml: &str, tag: &str) -> String {
     let open = format!("<{tag}>");
     let start = xml.find(&open).unwrap_or_else(|| panic!("no <{tag}> in {xml}")) + open.len();
     let end = xml[start..].find(&format!("</{tag}>")).expect("closing tag") + start;

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::{Error, Result};
 
 /// The longest app name: `pulse-` (6) + app (16) + `-` (1) + version (9) = 32, the ALB target group limit.
-pub const MAX_APP_NAME_LEN: usize = 16;
+pub(super) const MAX_APP_NAME_LEN: usize = 16;
 /// The longest version id (see [`MAX_APP_NAME_LEN`]).
-pub const MAX_VERSION_ID_LEN: usize = 9;
+pub(super) const MAX_VERSION_ID_LEN: usize = 9;
 
 fn check_label(field: &'static str, value: &str, max: usize, example: &str) -> Result<()> {
     let fix = format!("use 1 to {max} characters of a-z, 0-9 and '-', starting and ending with a letter or digit (e.g. `{example}`)");

@@ -171,7 +171,8 @@ impl ReleaseBuilder {
 }
 
 /// Environment variables the deployer sets itself; a release may not override them.
-pub const RESERVED_ENV: &[&str] = &["PULSE_VERSION", "PULSE_INSTANCE_ID", "PULSE_DRAIN_SECRET", "PULSE_APP"];
+pub(super) const RESERVED_ENV: &[&str] =
+    &["PULSE_VERSION", "PULSE_INSTANCE_ID", "PULSE_DRAIN_SECRET", "PULSE_APP"];
 
 fn validate(r: &Release) -> Result<()> {
     AppName::new(r.app.as_str())?;
@@ -231,11 +232,11 @@ mod humantime_serde_secs {
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(d.as_secs())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         Ok(Duration::from_secs(u64::deserialize(d)?))
     }
 }

@@ -334,3 +334,9 @@ impl<T: DrainClient + ?Sized> DrainClient for Faulty<T> {
         self.call("undrain", self.inner.undrain(instance)).await
     }
 }
+
+impl<T: ?Sized> std::fmt::Debug for FaultyBuilder<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultyBuilder").finish_non_exhaustive()
+    }
+}

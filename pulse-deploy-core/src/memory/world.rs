@@ -130,7 +130,7 @@ pub(super) struct World {
 }
 
 impl World {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         World {
             config: Config::default(),
             rng: StdRng::seed_from_u64(0),
@@ -150,7 +150,7 @@ impl World {
     }
 
     /// A fresh number for ids and endpoints.
-    pub fn next_number(&mut self) -> u64 {
+    pub(super) fn next_number(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
     }
@@ -158,7 +158,7 @@ impl World {
     /// Applies every time-driven change up to `now`: instances whose shutdown finished exit (their
     /// remaining sessions are closed and classified), and retiring versions with no live instance left
     /// disappear.
-    pub fn advance(&mut self, now: SystemTime) {
+    pub(super) fn advance(&mut self, now: SystemTime) {
         let mut stopped: Vec<(InstanceId, SystemTime, EndKind)> = Vec::new();
         for app in self.apps.values_mut() {
             for version in &mut app.versions {
@@ -183,14 +183,14 @@ impl World {
     }
 
     /// Removes retiring versions whose instances have all exited: they are gone.
-    pub fn remove_retired_versions(&mut self) {
+    pub(super) fn remove_retired_versions(&mut self) {
         for app in self.apps.values_mut() {
             app.versions.retain(|v| !(v.retiring && v.instances.iter().all(|i| i.exited)));
         }
     }
 
     /// Ends every session held by `instance`, recording how.
-    pub fn end_sessions_on(&mut self, instance: &InstanceId, at: SystemTime, kind: EndKind) {
+    pub(super) fn end_sessions_on(&mut self, instance: &InstanceId, at: SystemTime, kind: EndKind) {
         if !self.sessions_per_instance.contains_key(instance) {
             return;
         }
@@ -202,14 +202,14 @@ impl World {
     }
 
     /// Records a new open session.
-    pub fn add_session(&mut self, id: SessionId, session: Session) {
+    pub(super) fn add_session(&mut self, id: SessionId, session: Session) {
         *self.sessions_per_instance.entry(session.instance.clone()).or_default() += 1;
         self.sessions_opened += 1;
         self.sessions.insert(id, session);
     }
 
     /// Ends one session, recording how. Returns false if it was not open.
-    pub fn end_session(&mut self, id: SessionId, at: SystemTime, kind: EndKind) -> bool {
+    pub(super) fn end_session(&mut self, id: SessionId, at: SystemTime, kind: EndKind) -> bool {
         let Some(session) = self.sessions.remove(&id) else {
             return false;
         };
@@ -244,19 +244,22 @@ impl World {
     }
 
     /// The version record of `app`/`version`.
-    pub fn version(&self, app: &AppName, version: &VersionId) -> Option<&VersionRecord> {
+    pub(super) fn version(&self, app: &AppName, version: &VersionId) -> Option<&VersionRecord> {
         self.apps.get(app)?.versions.iter().find(|v| &v.release.version == version)
     }
 
     /// Finds an instance anywhere in the world: its app, version record and record.
-    pub fn instance(&self, id: &InstanceId) -> Option<(&AppName, &VersionRecord, &InstanceRecord)> {
+    pub(super) fn instance(&self, id: &InstanceId) -> Option<(&AppName, &VersionRecord, &InstanceRecord)> {
         self.apps.iter().find_map(|(app, world)| {
             world.versions.iter().find_map(|v| v.instances.iter().find(|i| &i.id == id).map(|i| (app, v, i)))
         })
     }
 
     /// Finds a live (not exited) instance by its endpoint.
-    pub fn instance_at(&self, endpoint: &Endpoint) -> Option<(&AppName, &VersionRecord, &InstanceRecord)> {
+    pub(super) fn instance_at(
+        &self,
+        endpoint: &Endpoint,
+    ) -> Option<(&AppName, &VersionRecord, &InstanceRecord)> {
         self.apps.iter().find_map(|(app, world)| {
             world.versions.iter().find_map(|v| {
                 v.instances.iter().find(|i| !i.exited && &i.endpoint == endpoint).map(|i| (app, v, i))
@@ -265,12 +268,12 @@ impl World {
     }
 
     /// Open sessions held by an instance.
-    pub fn sessions_on_instance(&self, id: &InstanceId) -> usize {
+    pub(super) fn sessions_on_instance(&self, id: &InstanceId) -> usize {
         self.sessions_per_instance.get(id).copied().unwrap_or(0)
     }
 
     /// The instance's lifecycle state at `now`.
-    pub fn instance_state(&self, instance: &InstanceRecord, now: SystemTime) -> InstanceState {
+    pub(super) fn instance_state(&self, instance: &InstanceRecord, now: SystemTime) -> InstanceState {
         if instance.exited {
             InstanceState::Exited
         } else if instance.sigterm_at.is_some() {
@@ -283,7 +286,7 @@ impl World {
     }
 
     /// The instance's serving state (drain protocol) at `now`.
-    pub fn serving_state(&self, instance: &InstanceRecord, now: SystemTime) -> ServingState {
+    pub(super) fn serving_state(&self, instance: &InstanceRecord, now: SystemTime) -> ServingState {
         if instance.sigterm_at.is_some() || instance.exited {
             return ServingState::ShuttingDown;
         }
@@ -304,7 +307,7 @@ impl World {
 
     /// Whether the instance passes its health check at `now`: live, started, not broken, not made to fail,
     /// not drained and not shutting down.
-    pub fn is_healthy(
+    pub(super) fn is_healthy(
         &self,
         app: &AppName,
         version: &VersionRecord,
@@ -319,7 +322,7 @@ impl World {
 
     /// The health the router reports for a target: Unknown if it names no known instance (or an instance of
     /// another app or version).
-    pub fn target_health(
+    pub(super) fn target_health(
         &self,
         app: &AppName,
         version: &VersionId,
@@ -339,7 +342,7 @@ impl World {
     }
 
     /// Whether an instance takes new sessions: healthy and not draining.
-    pub fn accepts_sessions(
+    pub(super) fn accepts_sessions(
         &self,
         app: &AppName,
         target: &Target,
@@ -355,7 +358,7 @@ impl World {
     }
 
     /// The instance as its orchestrator reports it.
-    pub fn instance_view(
+    pub(super) fn instance_view(
         &self,
         version: &VersionRecord,
         instance: &InstanceRecord,
@@ -370,7 +373,7 @@ impl World {
     }
 
     /// The version as its orchestrator reports it.
-    pub fn version_view(&self, version: &VersionRecord, now: SystemTime) -> VersionState {
+    pub(super) fn version_view(&self, version: &VersionRecord, now: SystemTime) -> VersionState {
         VersionState {
             release: version.release.clone(),
             created_at: version.created_at,
@@ -380,7 +383,7 @@ impl World {
     }
 
     /// The drain-protocol status of an instance.
-    pub fn instance_status(
+    pub(super) fn instance_status(
         &self,
         version: &VersionRecord,
         instance: &InstanceRecord,

@@ -536,3 +536,9 @@ fn summarize(observed: &Observed, plan: &Plan) -> Vec<VersionSummary> {
 #[cfg(test)]
 #[path = "executor_tests.rs"]
 mod tests;
+
+impl std::fmt::Debug for ExecutorBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecutorBuilder").finish_non_exhaustive()
+    }
+}

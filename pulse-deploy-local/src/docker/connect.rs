@@ -24,13 +24,13 @@ pub async fn connect_docker() -> Result<Docker> {
 }
 
 /// Like [`connect_docker`], for the daemon at `host` (`unix:///path`, `tcp://host:port`, `http://...`).
-pub async fn connect_docker_at(host: &str) -> Result<Docker> {
+pub(super) async fn connect_docker_at(host: &str) -> Result<Docker> {
     let docker = Docker::connect_with_host(host).map_err(|e| unreachable(host, e))?;
     negotiate(docker, host).await
 }
 
 /// Negotiates the API version of an existing client and checks the daemon answers.
-pub async fn negotiate(docker: Docker, host: &str) -> Result<Docker> {
+pub(super) async fn negotiate(docker: Docker, host: &str) -> Result<Docker> {
     let docker = docker.negotiate_version().await.map_err(|e| unreachable(host, e))?;
     docker.ping().await.map_err(|e| unreachable(host, e))?;
     tracing::debug!(host, api_version = %docker.client_version(), "connected to the Docker Engine");

@@ -21,9 +21,9 @@ use super::connect::api_error;
 /// The image tag the e2e and the benchmarks use for the demo app.
 pub const DEMO_IMAGE: &str = "pulse-demo-app:local";
 /// The demo app's package and binary.
-pub const DEMO_PACKAGE: &str = "pulse-server-drain";
+pub(super) const DEMO_PACKAGE: &str = "pulse-server-drain";
 /// The demo app's binary name.
-pub const DEMO_BIN: &str = "pulse-demo-app";
+pub(super) const DEMO_BIN: &str = "pulse-demo-app";
 
 /// Where the binary is placed inside the image.
 const IMAGE_BINARY: &str = "/app";
@@ -38,7 +38,7 @@ pub enum Artifact {
 }
 
 /// The target triple static binaries are built for: this machine's architecture, Linux GNU.
-pub fn static_target() -> String {
+pub(super) fn static_target() -> String {
     format!("{}-unknown-linux-gnu", std::env::consts::ARCH)
 }
 

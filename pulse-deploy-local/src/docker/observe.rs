@@ -16,11 +16,11 @@ use super::labels::{self, RetireMark};
 
 /// The host address instance ports are published on. Never 0.0.0.0: instances are reached from this
 /// machine only.
-pub const PUBLISH_HOST: Ipv4Addr = Ipv4Addr::LOCALHOST;
+pub(super) const PUBLISH_HOST: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
 /// One container created by pulse-deploy, as read back from a container list.
 #[derive(Debug, Clone)]
-pub struct ManagedContainer {
+pub(super) struct ManagedContainer {
     /// Docker's container id.
     pub docker_id: String,
     /// The instance id (from its label).
@@ -41,7 +41,7 @@ pub struct ManagedContainer {
 
 impl ManagedContainer {
     /// Reads a listed container; `Err` when its labels are unusable (the caller logs and skips it).
-    pub fn from_summary(c: &ContainerSummary) -> Result<Self> {
+    pub(super) fn from_summary(c: &ContainerSummary) -> Result<Self> {
         let docker_id = c.id.clone().unwrap_or_default();
         let name = c.names.as_ref().and_then(|n| n.first()).map(|n| n.trim_start_matches('/').to_owned());
         let name_for_errors = name.clone().unwrap_or_else(|| docker_id.clone());
@@ -74,7 +74,7 @@ impl ManagedContainer {
     }
 
     /// True while the process runs, starts or could start (created but not yet started).
-    pub fn is_live(&self) -> bool {
+    pub(super) fn is_live(&self) -> bool {
         matches!(
             self.state,
             ContainerSummaryStateEnum::CREATED
@@ -85,7 +85,7 @@ impl ManagedContainer {
     }
 
     /// True when a process runs in it (it can receive a signal).
-    pub fn has_process(&self) -> bool {
+    pub(super) fn has_process(&self) -> bool {
         matches!(
             self.state,
             ContainerSummaryStateEnum::RUNNING
@@ -96,7 +96,7 @@ impl ManagedContainer {
     }
 
     /// The instance as the core reports it.
-    pub fn to_instance(&self) -> Instance {
+    pub(super) fn to_instance(&self) -> Instance {
         let state = match (self.state, self.retire_mark.is_some()) {
             (
                 ContainerSummaryStateEnum::EXITED
@@ -117,7 +117,7 @@ impl ManagedContainer {
 }
 
 /// Reads every listed container, logging and skipping those whose labels are unusable.
-pub fn read_all(list: &[ContainerSummary]) -> Vec<ManagedContainer> {
+pub(super) fn read_all(list: &[ContainerSummary]) -> Vec<ManagedContainer> {
     list.iter()
         .filter_map(|c| match ManagedContainer::from_summary(c) {
             Ok(m) => Some(m),
@@ -131,7 +131,7 @@ pub fn read_all(list: &[ContainerSummary]) -> Vec<ManagedContainer> {
 
 /// Groups an app's containers into versions, ordered by creation (then version id). A version is
 /// retiring once any of its containers carries the retiring mark.
-pub fn group_versions(containers: &[ManagedContainer]) -> Vec<VersionState> {
+pub(super) fn group_versions(containers: &[ManagedContainer]) -> Vec<VersionState> {
     let mut by_version: BTreeMap<VersionId, Vec<&ManagedContainer>> = BTreeMap::new();
     for c in containers {
         by_version.entry(c.release.version.clone()).or_default().push(c);

@@ -24,14 +24,14 @@ pub const FILE_ENV: &str = "PULSE_DRAIN_SECRET_FILE";
 
 /// The host-side directory holding one secret file per app.
 #[derive(Debug, Clone)]
-pub struct SecretFiles {
+pub(super) struct SecretFiles {
     root: PathBuf,
 }
 
 impl SecretFiles {
     /// Secret files under `<state_dir>/drain-secrets`. `state_dir` must be absolute (the Docker daemon
     /// resolves bind-mount sources itself).
-    pub fn new(state_dir: &Path) -> Result<Self> {
+    pub(super) fn new(state_dir: &Path) -> Result<Self> {
         if !state_dir.is_absolute() {
             return Err(Error::invalid(
                 "docker.state_dir",
@@ -45,13 +45,13 @@ impl SecretFiles {
     }
 
     /// The file holding `app`'s secret (it may not exist yet).
-    pub fn path(&self, app: &AppName) -> PathBuf {
+    pub(super) fn path(&self, app: &AppName) -> PathBuf {
         self.root.join(app.as_str()).join("drain-secret")
     }
 
     /// Writes `secret` for `app` unless the file already holds it, and returns the file's path.
     /// Idempotent; safe to repeat after a crash at any point (the file is replaced atomically).
-    pub fn ensure(&self, app: &AppName, secret: &Secret) -> Result<PathBuf> {
+    pub(super) fn ensure(&self, app: &AppName, secret: &Secret) -> Result<PathBuf> {
         let dir = self.root.join(app.as_str());
         let path = dir.join("drain-secret");
         if std::fs::read(&path).is_ok_and(|held| secret.matches(&held)) {

@@ -19,14 +19,14 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Talks to one Envoy's admin listener.
 #[derive(Debug, Clone)]
-pub struct AdminClient {
+pub(super) struct AdminClient {
     addr: SocketAddr,
     client: Client<HttpConnector, Empty<Bytes>>,
 }
 
 /// What xDS state Envoy has applied, from `/config_dump?resource=...` (small pages, ~1 ms each).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Applied {
+pub(super) struct Applied {
     /// Active (warmed) dynamic clusters and the `version_info` of the CDS file that last changed each.
     pub active_clusters: BTreeMap<String, String>,
     /// Clusters still warming (first health-check round not done).
@@ -36,11 +36,11 @@ pub struct Applied {
 }
 
 /// Health of every host of every cluster, by cluster name then host address.
-pub type HostHealth = BTreeMap<String, BTreeMap<SocketAddr, Health>>;
+pub(super) type HostHealth = BTreeMap<String, BTreeMap<SocketAddr, Health>>;
 
 impl AdminClient {
     /// A client for the admin listener at `addr`.
-    pub fn new(addr: SocketAddr) -> Self {
+    pub(super) fn new(addr: SocketAddr) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(1)));
         let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(2).build(connector);
@@ -48,7 +48,7 @@ impl AdminClient {
     }
 
     /// The admin address.
-    pub fn addr(&self) -> SocketAddr {
+    pub(super) fn addr(&self) -> SocketAddr {
         self.addr
     }
 
@@ -93,18 +93,18 @@ impl AdminClient {
     }
 
     /// True when Envoy answers `/ready` with 200 (initialised, serving).
-    pub async fn is_ready(&self) -> bool {
+    pub(super) async fn is_ready(&self) -> bool {
         matches!(self.request(http::Method::GET, "/ready").await, Ok((s, _)) if s.is_success())
     }
 
     /// The bootstrap path the running Envoy was started with (`-c`), from `/server_info`.
-    pub async fn config_path(&self) -> Result<String> {
+    pub(super) async fn config_path(&self) -> Result<String> {
         let info = self.get_json("/server_info").await?;
         Ok(info["command_line_options"]["config_path"].as_str().unwrap_or_default().to_owned())
     }
 
     /// Asks Envoy to exit cleanly.
-    pub async fn quit(&self) -> Result<()> {
+    pub(super) async fn quit(&self) -> Result<()> {
         self.request(http::Method::POST, "/quitquitquit").await.map(|_| ())
     }
 
@@ -114,7 +114,7 @@ impl AdminClient {
     }
 
     /// The active and warming dynamic clusters.
-    pub async fn applied_clusters(&self) -> Result<Applied> {
+    pub(super) async fn applied_clusters(&self) -> Result<Applied> {
         let mut applied = Applied::default();
         for c in self.config_dump("dynamic_active_clusters").await? {
             if let (Some(name), Some(version)) = (c["cluster"]["name"].as_str(), c["version_info"].as_str()) {
@@ -130,7 +130,7 @@ impl AdminClient {
     }
 
     /// The `version_info` of the route configuration Envoy serves.
-    pub async fn applied_routes(&self) -> Result<Option<String>> {
+    pub(super) async fn applied_routes(&self) -> Result<Option<String>> {
         Ok(self
             .config_dump("dynamic_route_configs")
             .await?
@@ -140,7 +140,7 @@ impl AdminClient {
     }
 
     /// Active health of every host, from `/clusters?format=json`.
-    pub async fn host_health(&self) -> Result<HostHealth> {
+    pub(super) async fn host_health(&self) -> Result<HostHealth> {
         let clusters = self.get_json("/clusters?format=json").await?;
         let mut out = HostHealth::new();
         for cluster in clusters["cluster_statuses"].as_array().into_iter().flatten() {
@@ -161,7 +161,7 @@ impl AdminClient {
 
 /// Maps Envoy's per-host health flags to [`Health`]: pending its first active check → Unknown, failed
 /// active check → Unhealthy, otherwise Healthy.
-pub fn health_of(status: &Value) -> Health {
+pub(super) fn health_of(status: &Value) -> Health {
     let flag = |k: &str| status[k].as_bool().unwrap_or(false);
     if flag("pending_active_hc") {
         Health::Unknown

@@ -33,16 +33,16 @@ use super::state::AppRouting;
 use super::xds::XdsPaths;
 
 /// Name of the route configuration served through RDS.
-pub const ROUTE_CONFIG_NAME: &str = "pulse-public";
+pub(super) const ROUTE_CONFIG_NAME: &str = "pulse-public";
 /// Name of the fixed public listener.
-pub const LISTENER_NAME: &str = "pulse-public";
+pub(super) const LISTENER_NAME: &str = "pulse-public";
 
 const CLUSTER_TYPE: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
 const ROUTE_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
 
 /// Tunables of the generated configuration (not persisted: a new router may change them).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigSettings {
+pub(super) struct ConfigSettings {
     /// Active health-check interval, used for every host state (including no traffic, so weight-0
     /// versions are checked as often as weighted ones).
     pub health_interval: Duration,
@@ -73,7 +73,7 @@ impl Default for ConfigSettings {
 
 /// The routing state that configuration is generated from.
 #[derive(Debug, Clone, Copy)]
-pub struct RoutingInput<'a> {
+pub(super) struct RoutingInput<'a> {
     /// The app served on the default virtual host (requests whose `Host` names no app).
     pub default_app: Option<&'a AppName>,
     /// Routing per app.
@@ -81,7 +81,7 @@ pub struct RoutingInput<'a> {
 }
 
 /// The Envoy cluster name of one version: `pulse--{app}--{version}` (`--` never occurs in either name).
-pub fn cluster_name(app: &AppName, version: &VersionId) -> String {
+pub(super) fn cluster_name(app: &AppName, version: &VersionId) -> String {
     format!("pulse--{app}--{version}")
 }
 
@@ -157,7 +157,7 @@ fn connection_manager(rds: Value) -> Value {
 
 /// The bootstrap: admin on loopback, the fixed public listener (static: it never changes after start), RDS
 /// and CDS from the watched xDS directory.
-pub fn bootstrap(listener: SocketAddr, admin: SocketAddr, xds: XdsPaths<'_>, node_id: &str) -> Value {
+pub(super) fn bootstrap(listener: SocketAddr, admin: SocketAddr, xds: XdsPaths<'_>, node_id: &str) -> Value {
     let rds = json!({
         "rds": {
             "route_config_name": ROUTE_CONFIG_NAME,
@@ -175,7 +175,7 @@ pub fn bootstrap(listener: SocketAddr, admin: SocketAddr, xds: XdsPaths<'_>, nod
 
 /// A bound on open downstream connections (each WebSocket session holds one), so a flood cannot exhaust
 /// file descriptors; far above what one laptop's sessions need.
-pub const MAX_DOWNSTREAM_CONNECTIONS: u64 = 50_000;
+pub(super) const MAX_DOWNSTREAM_CONNECTIONS: u64 = 50_000;
 
 fn overload_manager() -> Value {
     json!({
@@ -204,7 +204,7 @@ fn public_listener(listener: SocketAddr, hcm: Value) -> Value {
 /// stateful-session cookie pins a client to its host afterwards), and the default 50% panic threshold so
 /// a version whose hosts all fail health (drained, still serving their last sessions' reloads) is still
 /// reached by clients that carry its affinity instead of getting 503 "no healthy upstream".
-pub fn cluster(route: &VersionRoute, settings: &ConfigSettings) -> Value {
+pub(super) fn cluster(route: &VersionRoute, settings: &ConfigSettings) -> Value {
     let name = cluster_name(&route.app, &route.version);
     let endpoints: Vec<Value> = route
         .targets
@@ -250,7 +250,7 @@ pub fn cluster(route: &VersionRoute, settings: &ConfigSettings) -> Value {
 
 /// The IP address Envoy connects to for a target host: an IP literal, or `localhost` as 127.0.0.1.
 /// Other names are refused by the router before any configuration is written.
-pub fn target_ip(host: &str) -> Option<std::net::IpAddr> {
+pub(super) fn target_ip(host: &str) -> Option<std::net::IpAddr> {
     if host.eq_ignore_ascii_case("localhost") {
         return Some(std::net::IpAddr::from([127, 0, 0, 1]));
     }
@@ -258,7 +258,7 @@ pub fn target_ip(host: &str) -> Option<std::net::IpAddr> {
 }
 
 /// The CDS resources for `input`, sorted by name.
-pub fn clusters(input: RoutingInput<'_>, settings: &ConfigSettings) -> Vec<Value> {
+pub(super) fn clusters(input: RoutingInput<'_>, settings: &ConfigSettings) -> Vec<Value> {
     let mut out: Vec<Value> =
         input.apps.values().flat_map(|a| a.versions.values()).map(|r| cluster(r, settings)).collect();
     out.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
@@ -299,7 +299,7 @@ fn base64(bytes: &[u8]) -> String {
 }
 
 /// An anchored RE2 expression matching a whole `cookie` header that holds `name=value` as one cookie.
-pub fn cookie_regex(name: &str, value: &str) -> String {
+pub(super) fn cookie_regex(name: &str, value: &str) -> String {
     format!(r"(.*;\s*)?{}={}(\s*;.*)?", regex_escape(name), regex_escape(value))
 }
 
@@ -337,7 +337,7 @@ fn route_action(target: Value, settings: &ConfigSettings) -> Value {
 }
 
 /// The version cookie a weighted-split response sets: `pulse-version=V; Path=/; SameSite=Lax; HttpOnly`.
-pub fn version_set_cookie(version: &VersionId) -> String {
+pub(super) fn version_set_cookie(version: &VersionId) -> String {
     format!("{VERSION_COOKIE}={version}; Path=/; SameSite=Lax; HttpOnly")
 }
 
@@ -358,7 +358,7 @@ fn admin_route() -> Value {
 }
 
 /// The routes of one app's virtual host, in match order (see the module docs).
-pub fn routes(app: &AppName, routing: &AppRouting, settings: &ConfigSettings) -> Vec<Value> {
+pub(super) fn routes(app: &AppName, routing: &AppRouting, settings: &ConfigSettings) -> Vec<Value> {
     let mut routes = vec![admin_route()];
     let cluster_of = |v: &VersionId| json!({ "cluster": cluster_name(app, v) });
     let versions = &routing.versions;
@@ -421,7 +421,7 @@ pub fn routes(app: &AppName, routing: &AppRouting, settings: &ConfigSettings) ->
 }
 
 /// The `Host` values (any port) that select `app`'s virtual host.
-pub fn app_domains(app: &AppName) -> Vec<String> {
+pub(super) fn app_domains(app: &AppName) -> Vec<String> {
     vec![format!("{app}"), format!("{app}:*"), format!("{app}.localhost"), format!("{app}.localhost:*")]
 }
 
@@ -434,7 +434,7 @@ fn no_version_route(message: &str) -> Value {
 }
 
 /// The RDS resource: one route configuration with a virtual host per app and the default one.
-pub fn route_configuration(input: RoutingInput<'_>, settings: &ConfigSettings) -> Value {
+pub(super) fn route_configuration(input: RoutingInput<'_>, settings: &ConfigSettings) -> Value {
     let mut vhosts: Vec<Value> = input
         .apps
         .iter()
@@ -456,7 +456,7 @@ pub fn route_configuration(input: RoutingInput<'_>, settings: &ConfigSettings) -
 
 /// A self-contained bootstrap with the same listener, clusters and routes inlined as static resources, for
 /// `envoy --mode validate` (validation mode does not read xDS files).
-pub fn validation_bootstrap(
+pub(super) fn validation_bootstrap(
     listener: SocketAddr,
     admin: SocketAddr,
     input: RoutingInput<'_>,

@@ -95,7 +95,7 @@ fn check_executable(p: &Path, source: &str) -> Result<PathBuf> {
 
 /// Files of the Envoy process inside the state directory.
 #[derive(Debug, Clone)]
-pub struct ProcessFiles {
+pub(super) struct ProcessFiles {
     /// The bootstrap Envoy is started with.
     pub bootstrap: PathBuf,
     /// The pid file.
@@ -106,7 +106,7 @@ pub struct ProcessFiles {
 
 impl ProcessFiles {
     /// The files under `state_dir`.
-    pub fn new(state_dir: &Path) -> Self {
+    pub(super) fn new(state_dir: &Path) -> Self {
         ProcessFiles {
             bootstrap: state_dir.join("envoy-bootstrap.json"),
             pid: state_dir.join("envoy.pid"),
@@ -115,12 +115,12 @@ impl ProcessFiles {
     }
 
     /// The pid recorded for the last Envoy started on this state directory.
-    pub fn read_pid(&self) -> Option<u32> {
+    pub(super) fn read_pid(&self) -> Option<u32> {
         fs::read_to_string(&self.pid).ok()?.trim().parse().ok()
     }
 
     /// The last `n` lines of the log (for error messages).
-    pub fn log_tail(&self, n: usize) -> String {
+    pub(super) fn log_tail(&self, n: usize) -> String {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(n)..].join("\n")
@@ -129,7 +129,7 @@ impl ProcessFiles {
 
 /// Options for starting Envoy.
 #[derive(Debug, Clone)]
-pub struct StartOptions {
+pub(super) struct StartOptions {
     /// Envoy's `--log-level`.
     pub log_level: String,
     /// Envoy's `--concurrency` (worker threads).
@@ -138,7 +138,7 @@ pub struct StartOptions {
 
 /// Starts Envoy detached with the bootstrap in `files`, records its pid and returns it. A thread reaps
 /// the process if it exits while this process lives (so it never lingers as a zombie).
-pub fn start(binary: &Path, files: &ProcessFiles, opts: &StartOptions) -> Result<u32> {
+pub(super) fn start(binary: &Path, files: &ProcessFiles, opts: &StartOptions) -> Result<u32> {
     use std::os::unix::process::CommandExt;
     let log = fs::OpenOptions::new()
         .create(true)
@@ -180,7 +180,7 @@ pub fn start(binary: &Path, files: &ProcessFiles, opts: &StartOptions) -> Result
 }
 
 /// True while a process with `pid` exists and is not a zombie.
-pub fn is_alive(pid: u32) -> bool {
+pub(super) fn is_alive(pid: u32) -> bool {
     let Ok(raw) = i32::try_from(pid) else { return false };
     if kill(Pid::from_raw(raw), None).is_err() {
         return false;
@@ -195,7 +195,7 @@ pub fn is_alive(pid: u32) -> bool {
 }
 
 /// True when `pid` runs Envoy with `bootstrap` (Linux: from `/proc/PID/cmdline`; elsewhere: alive).
-pub fn runs_bootstrap(pid: u32, bootstrap: &Path) -> bool {
+pub(super) fn runs_bootstrap(pid: u32, bootstrap: &Path) -> bool {
     if !is_alive(pid) {
         return false;
     }
@@ -209,19 +209,19 @@ pub fn runs_bootstrap(pid: u32, bootstrap: &Path) -> bool {
 }
 
 /// True only when `/proc` shows that `pid` runs Envoy with `bootstrap` (false where `/proc` is missing).
-pub fn runs_bootstrap_verified(pid: u32, bootstrap: &Path) -> bool {
+pub(super) fn runs_bootstrap_verified(pid: u32, bootstrap: &Path) -> bool {
     Path::new("/proc/self").exists() && runs_bootstrap(pid, bootstrap)
 }
 
 /// Sends `signal` to `pid`, ignoring a process that is already gone.
-pub fn signal(pid: u32, signal: Signal) {
+pub(super) fn signal(pid: u32, signal: Signal) {
     if let Ok(raw) = i32::try_from(pid) {
         let _ = kill(Pid::from_raw(raw), signal);
     }
 }
 
 /// Waits until `pid` is gone, polling, for at most `timeout`. Returns whether it is gone.
-pub async fn wait_gone(pid: u32, timeout: Duration) -> bool {
+pub(super) async fn wait_gone(pid: u32, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(5);
     loop {

@@ -14,11 +14,11 @@ use serde::{Deserialize, Serialize};
 use super::xds::{io_error, write_atomic, Durability};
 
 /// Format version of `state.json`.
-pub const STATE_FORMAT: u32 = 1;
+pub(super) const STATE_FORMAT: u32 = 1;
 
 /// The routing of one app.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct AppRouting {
+pub(super) struct AppRouting {
     /// Attached versions.
     pub versions: BTreeMap<VersionId, VersionRoute>,
     /// The split of new sessions.
@@ -27,14 +27,14 @@ pub struct AppRouting {
 
 impl AppRouting {
     /// True when nothing is attached and nothing weighted.
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.versions.is_empty() && self.weights.is_empty()
     }
 }
 
 /// What `state.json` holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PersistedState {
+pub(super) struct PersistedState {
     /// Format version ([`STATE_FORMAT`]).
     pub format: u32,
     /// The app served to requests whose `Host` names no app: set by the builder (explicit), or else by the
@@ -56,7 +56,7 @@ pub struct PersistedState {
 
 impl PersistedState {
     /// A fresh state for the given addresses.
-    pub fn new(default_app: Option<AppName>, listener: SocketAddr, admin: SocketAddr) -> Self {
+    pub(super) fn new(default_app: Option<AppName>, listener: SocketAddr, admin: SocketAddr) -> Self {
         PersistedState {
             format: STATE_FORMAT,
             default_app_explicit: default_app.is_some(),
@@ -69,7 +69,7 @@ impl PersistedState {
     }
 
     /// The app served on the default virtual host: the default app, else the only app.
-    pub fn effective_default_app(&self) -> Option<&AppName> {
+    pub(super) fn effective_default_app(&self) -> Option<&AppName> {
         self.default_app.as_ref().or_else(|| match self.apps.len() {
             1 => self.apps.keys().next(),
             _ => None,
@@ -77,12 +77,12 @@ impl PersistedState {
     }
 
     /// Path of `state.json` in `state_dir`.
-    pub fn path(state_dir: &Path) -> PathBuf {
+    pub(super) fn path(state_dir: &Path) -> PathBuf {
         state_dir.join("state.json")
     }
 
     /// Loads the state, or `None` if the directory holds none yet.
-    pub fn load(state_dir: &Path) -> Result<Option<Self>> {
+    pub(super) fn load(state_dir: &Path) -> Result<Option<Self>> {
         let path = Self::path(state_dir);
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
@@ -111,7 +111,7 @@ impl PersistedState {
     }
 
     /// Saves the state atomically.
-    pub fn save(&self, state_dir: &Path) -> Result<()> {
+    pub(super) fn save(&self, state_dir: &Path) -> Result<()> {
         let value = serde_json::to_value(self)
             .map_err(|e| Error::provider_source("envoy", "serialising router state", false, e))?;
         write_atomic(&Self::path(state_dir), &value, Durability::Durable)

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 /// The xDS files of one router inside its state directory.
 #[derive(Debug, Clone)]
-pub struct XdsFiles {
+pub(super) struct XdsFiles {
     dir: PathBuf,
     cds: PathBuf,
     rds: PathBuf,
@@ -21,48 +21,48 @@ pub struct XdsFiles {
 
 impl XdsFiles {
     /// The files under `state_dir/xds/` (the directory is created by [`XdsFiles::create_dir`]).
-    pub fn new(state_dir: &Path) -> Self {
+    pub(super) fn new(state_dir: &Path) -> Self {
         let dir = state_dir.join("xds");
         XdsFiles { cds: dir.join("cds.json"), rds: dir.join("rds.json"), dir }
     }
 
     /// Creates the watched directory.
-    pub fn create_dir(&self) -> Result<()> {
+    pub(super) fn create_dir(&self) -> Result<()> {
         fs::create_dir_all(&self.dir).map_err(|e| io_error(&self.dir, "create", e))
     }
 
     /// Paths as the bootstrap names them.
-    pub fn paths(&self) -> XdsPaths<'_> {
+    pub(super) fn paths(&self) -> XdsPaths<'_> {
         XdsPaths { dir: &self.dir, cds: &self.cds, rds: &self.rds }
     }
 
     /// The CDS file.
-    pub fn cds_path(&self) -> &Path {
+    pub(super) fn cds_path(&self) -> &Path {
         &self.cds
     }
 
     /// The RDS file.
-    pub fn rds_path(&self) -> &Path {
+    pub(super) fn rds_path(&self) -> &Path {
         &self.rds
     }
 
     /// The resources currently in the CDS file (empty if it does not exist or cannot be parsed).
-    pub fn read_cds(&self) -> Vec<Value> {
+    pub(super) fn read_cds(&self) -> Vec<Value> {
         read_resources(&self.cds)
     }
 
     /// The resources currently in the RDS file (empty if it does not exist or cannot be parsed).
-    pub fn read_rds(&self) -> Vec<Value> {
+    pub(super) fn read_rds(&self) -> Vec<Value> {
         read_resources(&self.rds)
     }
 
     /// Writes the CDS file atomically with `version_info`.
-    pub fn write_cds(&self, version_info: &str, resources: Vec<Value>) -> Result<()> {
+    pub(super) fn write_cds(&self, version_info: &str, resources: Vec<Value>) -> Result<()> {
         write_atomic(&self.cds, &discovery_response(version_info, resources), Durability::Volatile)
     }
 
     /// Writes the RDS file atomically with `version_info`.
-    pub fn write_rds(&self, version_info: &str, resources: Vec<Value>) -> Result<()> {
+    pub(super) fn write_rds(&self, version_info: &str, resources: Vec<Value>) -> Result<()> {
         write_atomic(&self.rds, &discovery_response(version_info, resources), Durability::Volatile)
     }
 }
@@ -75,7 +75,7 @@ fn read_resources(path: &Path) -> Vec<Value> {
 
 /// Whether a write must reach the disk before the rename.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
+pub(super) enum Durability {
     /// Flushed to disk first (`state.json`: the intent a restarted deployer reads back).
     Durable,
     /// Left to the page cache: survives the death of any process, not a power cut. For files regenerated
@@ -85,7 +85,7 @@ pub enum Durability {
 
 /// Writes `value` as pretty JSON to `path` through a temporary file in the same directory and a rename
 /// (readers see the old or the new file, never a partial one).
-pub fn write_atomic(path: &Path, value: &Value, durability: Durability) -> Result<()> {
+pub(super) fn write_atomic(path: &Path, value: &Value, durability: Durability) -> Result<()> {
     let dir = path.parent().ok_or_else(|| Error::invalid("state_dir", "has no parent directory"))?;
     // The temporary name must not look like a watched file; Envoy only reacts to the final rename.
     let tmp = dir.join(format!(
@@ -106,7 +106,7 @@ pub fn write_atomic(path: &Path, value: &Value, durability: Durability) -> Resul
 }
 
 /// An I/O error on a state file, as a provider error naming the file.
-pub fn io_error(path: &Path, action: &str, e: std::io::Error) -> Error {
+pub(super) fn io_error(path: &Path, action: &str, e: std::io::Error) -> Error {
     Error::provider_source(
         "envoy",
         format!("cannot {action} {}; check that the state directory is writable", path.display()),
@@ -117,7 +117,7 @@ pub fn io_error(path: &Path, action: &str, e: std::io::Error) -> Error {
 
 /// Where the xDS files live, as Envoy sees them.
 #[derive(Debug, Clone, Copy)]
-pub struct XdsPaths<'a> {
+pub(super) struct XdsPaths<'a> {
     /// The watched directory (files are renamed into it).
     pub dir: &'a Path,
     /// The CDS file inside `dir`.
@@ -127,7 +127,7 @@ pub struct XdsPaths<'a> {
 }
 
 /// A discovery-response file body: `{"version_info": ..., "resources": [...]}`.
-pub fn discovery_response(version_info: &str, resources: Vec<Value>) -> Value {
+pub(super) fn discovery_response(version_info: &str, resources: Vec<Value>) -> Value {
     json!({ "version_info": version_info, "resources": resources })
 }
 

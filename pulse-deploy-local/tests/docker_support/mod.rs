@@ -20,18 +20,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::OnceCell;
 
 /// The tag of the test server image.
-pub const TEST_IMAGE: &str = "pulse-docker-test-server:local";
+pub(crate) const TEST_IMAGE: &str = "pulse-docker-test-server:local";
 
 /// The Docker client, or `None` (with the reason printed) when Docker is unreachable outside CI.
 /// Under `CI=true` an unreachable Docker fails the test.
-pub async fn docker_or_skip() -> Option<Docker> {
+pub(crate) async fn docker_or_skip() -> Option<Docker> {
     preflight::or_skip("Docker", preflight::docker().await)
 }
 
 static IMAGE: OnceCell<()> = OnceCell::const_new();
 
 /// Builds the static test server and its image once per test process.
-pub async fn test_image(docker: &Docker) -> &'static str {
+pub(crate) async fn test_image(docker: &Docker) -> &'static str {
     IMAGE
         .get_or_init(|| async {
             let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
@@ -51,19 +51,19 @@ pub async fn test_image(docker: &Docker) -> &'static str {
 }
 
 /// A unique app name (`dt-<prefix>-<random>`, at most 16 characters).
-pub fn unique_app(prefix: &str) -> AppName {
+pub(crate) fn unique_app(prefix: &str) -> AppName {
     let suffix: String = (0..5).map(|_| (b'a' + rand::random::<u8>() % 26) as char).collect();
     AppName::new(format!("{}-{suffix}", &prefix[..prefix.len().min(10)])).unwrap()
 }
 
 /// A drain secret for tests.
-pub fn test_secret() -> Secret {
+pub(crate) fn test_secret() -> Secret {
     Secret::new("test", format!("test-secret-{:016x}", rand::random::<u64>())).unwrap()
 }
 
 /// Removes every container of the app (managed or not: tests also create unmanaged ones carrying the app
 /// label or the given extra names) and the state dir when dropped, even if the test panicked.
-pub struct AppGuard {
+pub(crate) struct AppGuard {
     pub docker: Docker,
     pub app: AppName,
     pub state_dir: PathBuf,
@@ -71,7 +71,7 @@ pub struct AppGuard {
 }
 
 impl AppGuard {
-    pub fn new(docker: &Docker, app: &AppName) -> Self {
+    pub(crate) fn new(docker: &Docker, app: &AppName) -> Self {
         let state_dir = std::env::temp_dir().join(format!("pulse-docker-test-{app}"));
         AppGuard { docker: docker.clone(), app: app.clone(), state_dir, extra_containers: vec![] }
     }
@@ -100,7 +100,7 @@ impl Drop for AppGuard {
 }
 
 /// Polls `check` until it returns `Some`, failing the test with `what` after `timeout`.
-pub async fn poll<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+pub(crate) async fn poll<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -117,7 +117,11 @@ where
 }
 
 /// A plain HTTP/1.1 GET; `(status, body)`, or `None` when the connection fails.
-pub async fn http_get(endpoint: &Endpoint, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
+pub(crate) async fn http_get(
+    endpoint: &Endpoint,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Option<(u16, String)> {
     let mut stream = tokio::time::timeout(
         Duration::from_secs(2),
         tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port)),
@@ -140,7 +144,10 @@ pub async fn http_get(endpoint: &Endpoint, path: &str, headers: &[(&str, &str)])
 }
 
 /// Collects the container events of one app from now on.
-pub fn watch_events(docker: &Docker, app: &AppName) -> tokio::sync::mpsc::UnboundedReceiver<EventMessage> {
+pub(crate) fn watch_events(
+    docker: &Docker,
+    app: &AppName,
+) -> tokio::sync::mpsc::UnboundedReceiver<EventMessage> {
     let since = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs().to_string();
     let filters = HashMap::from([
         ("type", vec!["container".to_owned()]),
@@ -161,14 +168,14 @@ pub fn watch_events(docker: &Docker, app: &AppName) -> tokio::sync::mpsc::Unboun
 }
 
 /// One container event: action, `signal` and `exitCode` attributes.
-pub type Seen = (String, Option<String>, Option<String>);
+pub(crate) type Seen = (String, Option<String>, Option<String>);
 
-pub fn attr(e: &EventMessage, key: &str) -> Option<String> {
+pub(crate) fn attr(e: &EventMessage, key: &str) -> Option<String> {
     e.actor.as_ref()?.attributes.as_ref()?.get(key).cloned()
 }
 
 /// Reads `events` until every one of `instances` was destroyed; returns each instance's events.
-pub async fn events_until_destroyed(
+pub(crate) async fn events_until_destroyed(
     events: &mut tokio::sync::mpsc::UnboundedReceiver<EventMessage>,
     instances: &[String],
     timeout: Duration,

@@ -26,7 +26,7 @@ use pulse_deploy_local::envoy::{EnvoyRouter, EnvoyRouterBuilder};
 
 /// True if Envoy can be found. With `CI=true` a missing Envoy fails the test; otherwise the test is
 /// skipped with a printed reason.
-pub fn envoy_available() -> bool {
+pub(crate) fn envoy_available() -> bool {
     pulse_deploy_local::preflight::or_skip("Envoy", pulse_deploy_local::preflight::envoy()).is_some()
 }
 
@@ -42,7 +42,7 @@ macro_rules! require_envoy {
 
 /// One in-process test instance: answers `/health` (toggleable), `/ws` (WebSocket echo, replies
 /// `version/instance:text`) and every other path with headers `x-pulse-version` / `x-pulse-instance`.
-pub struct Upstream {
+pub(crate) struct Upstream {
     pub version: String,
     pub instance: String,
     pub addr: SocketAddr,
@@ -60,7 +60,7 @@ struct UpState {
 }
 
 impl Upstream {
-    pub async fn start(version: &str, instance: &str) -> Upstream {
+    pub(crate) async fn start(version: &str, instance: &str) -> Upstream {
         let healthy = Arc::new(AtomicBool::new(true));
         let admin_hits = Arc::new(AtomicUsize::new(0));
         let state = UpState {
@@ -82,14 +82,14 @@ impl Upstream {
         Upstream { version: version.into(), instance: instance.into(), addr, healthy, admin_hits, task }
     }
 
-    pub fn target(&self) -> Target {
+    pub(crate) fn target(&self) -> Target {
         Target {
             instance: InstanceId(self.instance.clone()),
             endpoint: Endpoint::new(self.addr.ip().to_string(), self.addr.port()),
         }
     }
 
-    pub fn set_healthy(&self, healthy: bool) {
+    pub(crate) fn set_healthy(&self, healthy: bool) {
         self.healthy.store(healthy, Ordering::SeqCst);
     }
 }
@@ -135,21 +135,21 @@ async fn echo(mut socket: WebSocket, s: UpState) {
 
 /// A response as the tests look at it.
 #[derive(Debug)]
-pub struct Resp {
+pub(crate) struct Resp {
     pub status: u16,
     pub headers: http::HeaderMap,
     pub body: String,
 }
 
 impl Resp {
-    pub fn version(&self) -> Option<&str> {
+    pub(crate) fn version(&self) -> Option<&str> {
         self.headers.get("x-pulse-version").and_then(|v| v.to_str().ok())
     }
-    pub fn instance(&self) -> Option<&str> {
+    pub(crate) fn instance(&self) -> Option<&str> {
         self.headers.get("x-pulse-instance").and_then(|v| v.to_str().ok())
     }
     /// Cookies set by the response, name → value.
-    pub fn set_cookies(&self) -> BTreeMap<String, String> {
+    pub(crate) fn set_cookies(&self) -> BTreeMap<String, String> {
         self.headers
             .get_all("set-cookie")
             .iter()
@@ -165,16 +165,16 @@ impl Resp {
 
 /// A plain HTTP/1 client without connection reuse surprises.
 #[derive(Clone)]
-pub struct Http {
+pub(crate) struct Http {
     client: Client<HttpConnector, Empty<Bytes>>,
 }
 
 impl Http {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Http { client: Client::builder(TokioExecutor::new()).build(HttpConnector::new()) }
     }
 
-    pub async fn request(&self, method: &str, url: &str, headers: &[(&str, &str)]) -> Resp {
+    pub(crate) async fn request(&self, method: &str, url: &str, headers: &[(&str, &str)]) -> Resp {
         let mut b = http::Request::builder().method(method).uri(url);
         for (k, v) in headers {
             b = b.header(*k, *v);
@@ -190,19 +190,19 @@ impl Http {
         Resp { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
     }
 
-    pub async fn get(&self, url: &str, headers: &[(&str, &str)]) -> Resp {
+    pub(crate) async fn get(&self, url: &str, headers: &[(&str, &str)]) -> Resp {
         self.request("GET", url, headers).await
     }
 }
 
 /// A router in a fresh temporary state directory; Envoy is stopped (and the directory removed) on drop.
-pub struct TestRouter {
+pub(crate) struct TestRouter {
     pub router: Option<EnvoyRouter>,
     pub dir: PathBuf,
 }
 
 impl TestRouter {
-    pub fn builder() -> (EnvoyRouterBuilder, PathBuf) {
+    pub(crate) fn builder() -> (EnvoyRouterBuilder, PathBuf) {
         let dir = std::env::temp_dir().join(format!("pulse-envoy-test-{}", rand::random::<u64>()));
         let b = EnvoyRouter::builder(&dir)
             .health_check_interval(Duration::from_millis(200))
@@ -212,16 +212,16 @@ impl TestRouter {
         (b, dir)
     }
 
-    pub async fn start() -> TestRouter {
+    pub(crate) async fn start() -> TestRouter {
         let (b, dir) = Self::builder();
         TestRouter { router: Some(b.build().await.expect("start Envoy")), dir }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{}", self.router().public_url(), path)
     }
 
-    pub fn router(&self) -> &EnvoyRouter {
+    pub(crate) fn router(&self) -> &EnvoyRouter {
         self.router.as_ref().unwrap()
     }
 }
@@ -245,15 +245,15 @@ impl Drop for TestRouter {
     }
 }
 
-pub fn app() -> AppName {
+pub(crate) fn app() -> AppName {
     AppName::new("shop").unwrap()
 }
 
-pub fn v(s: &str) -> VersionId {
+pub(crate) fn v(s: &str) -> VersionId {
     VersionId::new(s).unwrap()
 }
 
-pub fn route(version: &str, upstreams: &[&Upstream]) -> VersionRoute {
+pub(crate) fn route(version: &str, upstreams: &[&Upstream]) -> VersionRoute {
     let mut targets: Vec<Target> = upstreams.iter().map(|u| u.target()).collect();
     targets.sort();
     VersionRoute {
@@ -266,7 +266,7 @@ pub fn route(version: &str, upstreams: &[&Upstream]) -> VersionRoute {
 }
 
 /// Polls `check` until it returns `Some`, failing the test after `timeout`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -282,7 +282,7 @@ where
 }
 
 /// Opens a WebSocket through the router with optional extra headers, returns the stream.
-pub async fn ws_connect(
+pub(crate) async fn ws_connect(
     url: &str,
     headers: &[(&str, &str)],
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
@@ -302,7 +302,7 @@ pub async fn ws_connect(
 }
 
 /// Sends `text` and returns the echo.
-pub async fn ws_echo(
+pub(crate) async fn ws_echo(
     ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
     text: &str,
 ) -> String {

@@ -8,11 +8,11 @@
 use std::fmt;
 
 /// What replaces a redacted value.
-pub const REDACTED: &str = "<redacted>";
+pub(super) const REDACTED: &str = "<redacted>";
 
 /// Replaces secrets in report strings. Its `Debug` output never shows them.
 #[derive(Clone, Default)]
-pub struct Redactor {
+pub(crate) struct Redactor {
     needles: Vec<String>,
 }
 
@@ -32,7 +32,7 @@ impl Eq for Redactor {}
 
 impl Redactor {
     /// A redactor for `secret`.
-    pub fn new(secret: &str) -> Self {
+    pub(crate) fn new(secret: &str) -> Self {
         let mut needles = vec![secret.to_owned()];
         let escaped = secret.replace('\\', "\\\\").replace('"', "\\\"");
         if escaped != secret {
@@ -43,7 +43,7 @@ impl Redactor {
     }
 
     /// `s` with every secret and every `Bearer` credential replaced by [`REDACTED`].
-    pub fn redact(&self, s: &str) -> String {
+    pub(crate) fn redact(&self, s: &str) -> String {
         let mut out = s.to_owned();
         for n in &self.needles {
             out = out.replace(n.as_str(), REDACTED);

@@ -23,13 +23,13 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// The test secret.
-pub const SECRET: &str = "test-secret-0123456789abcdef";
+pub(crate) const SECRET: &str = "test-secret-0123456789abcdef";
 
 /// A WebSocket client stream.
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A demo app served in-process on 127.0.0.1 (no signal handlers).
-pub struct Demo {
+pub(crate) struct Demo {
     pub addr: SocketAddr,
     pub state: DrainState,
     pub instance: String,
@@ -37,21 +37,21 @@ pub struct Demo {
 }
 
 /// A unique instance id.
-pub fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     format!("{prefix}-{:08x}", rand::random::<u32>())
 }
 
-pub fn secret() -> Secret {
+pub(crate) fn secret() -> Secret {
     Secret::new("test", SECRET).unwrap()
 }
 
 /// Starts the demo app with the given session grace.
-pub async fn start_demo(grace: Duration) -> Demo {
+pub(crate) async fn start_demo(grace: Duration) -> Demo {
     start_demo_with(grace, |b| b).await
 }
 
 /// Starts the demo app, letting the test adjust the drain config.
-pub async fn start_demo_with(
+pub(crate) async fn start_demo_with(
     grace: Duration,
     adjust: impl FnOnce(pulse_server_drain::DrainConfigBuilder) -> pulse_server_drain::DrainConfigBuilder,
 ) -> Demo {
@@ -68,7 +68,7 @@ pub async fn start_demo_with(
 
 impl Demo {
     /// The demo as the deployer sees it: its instance id and endpoint.
-    pub fn as_instance(&self) -> Instance {
+    pub(crate) fn as_instance(&self) -> Instance {
         Instance {
             id: self.instance.as_str().into(),
             version: VersionId::new("v1").unwrap(),
@@ -77,39 +77,39 @@ impl Demo {
         }
     }
 
-    pub fn drain_client(&self) -> HttpDrainClient {
+    pub(crate) fn drain_client(&self) -> HttpDrainClient {
         HttpDrainClient::new(secret())
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
-    pub fn ws_url(&self, path: &str) -> String {
+    pub(crate) fn ws_url(&self, path: &str) -> String {
         format!("ws://{}{path}", self.addr)
     }
 }
 
 /// A plain answer.
 #[derive(Debug)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
 
 impl Answer {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
     }
 }
 
 /// Sends one HTTP/1.1 request over a fresh client.
-pub async fn request(method: Method, url: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+pub(crate) async fn request(method: Method, url: &str, headers: &[(&str, &str)], body: &str) -> Answer {
     let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let mut req = http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
@@ -121,12 +121,12 @@ pub async fn request(method: Method, url: &str, headers: &[(&str, &str)], body: 
     Answer { status: parts.status, headers: parts.headers, body: body.collect().await.unwrap().to_bytes() }
 }
 
-pub async fn get(url: &str) -> Answer {
+pub(crate) async fn get(url: &str) -> Answer {
     request(Method::GET, url, &[], "").await
 }
 
 /// Opens a WebSocket and reads its hello message.
-pub async fn open_ws(url: &str) -> (Ws, serde_json::Value) {
+pub(crate) async fn open_ws(url: &str) -> (Ws, serde_json::Value) {
     let (mut ws, resp) = tokio_tungstenite::connect_async(url).await.unwrap_or_else(|e| panic!("{url}: {e}"));
     assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
     let hello = next_json(&mut ws).await;
@@ -135,7 +135,7 @@ pub async fn open_ws(url: &str) -> (Ws, serde_json::Value) {
 }
 
 /// The next text message as JSON.
-pub async fn next_json(ws: &mut Ws) -> serde_json::Value {
+pub(crate) async fn next_json(ws: &mut Ws) -> serde_json::Value {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.unwrap().unwrap().unwrap();
         if let Message::Text(t) = msg {
@@ -145,13 +145,13 @@ pub async fn next_json(ws: &mut Ws) -> serde_json::Value {
 }
 
 /// Sends a client message and returns the answer.
-pub async fn say(ws: &mut Ws, kind: &str) -> serde_json::Value {
+pub(crate) async fn say(ws: &mut Ws, kind: &str) -> serde_json::Value {
     ws.send(Message::Text(format!("{{\"type\":\"{kind}\"}}").into())).await.unwrap();
     next_json(ws).await
 }
 
 /// Polls `f` until it returns `Some`, failing after `within`.
-pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut f: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(within: Duration, what: &str, mut f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -167,7 +167,7 @@ where
 }
 
 /// Reads until the server's close frame; returns its code and reason.
-pub async fn expect_close(ws: &mut Ws) -> (u16, String) {
+pub(crate) async fn expect_close(ws: &mut Ws) -> (u16, String) {
     loop {
         match tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await

@@ -272,3 +272,9 @@ impl Env {
         Leftovers { containers, envoy_running }
     }
 }
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env").finish_non_exhaustive()
+    }
+}

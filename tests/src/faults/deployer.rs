@@ -87,3 +87,9 @@ impl DeployerProcess {
         self.child.kill().await.expect("SIGKILL the deployer");
     }
 }
+
+impl std::fmt::Debug for DeployerProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeployerProcess").finish_non_exhaustive()
+    }
+}

@@ -25,7 +25,7 @@ use crate::session::{self, OnError, SessionHandle};
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Envoy's active health-check interval, the same in the test and in the deployer process.
-pub const HEALTH_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+pub(super) const HEALTH_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The demo image, built once per test process.
 static IMAGE: OnceCell<()> = OnceCell::const_new();
@@ -254,4 +254,10 @@ fn write_private(path: &Path, content: &str) {
         .open(path)
         .expect("secret file");
     f.write_all(content.as_bytes()).expect("writing the secret file");
+}
+
+impl std::fmt::Debug for Rig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rig").finish_non_exhaustive()
+    }
 }
