@@ -286,7 +286,7 @@ async fn start_inprocess(drain_layer: bool) -> String {
         .build()
         .unwrap();
     let state = DrainState::start(config).await.unwrap();
-    let app = demo::router(
+    let app = demo::app(
         state.clone(),
         DemoConfig { session_grace: Duration::from_secs(1), drain_layer, ..DemoConfig::default() },
     );

@@ -27,7 +27,7 @@ const MAX_BODY: usize = 4096;
 const MAX_DEADLINE_SECS: u64 = deadline::MAX_DRAIN_DEADLINE.as_secs();
 
 /// The admin and health routes of `state` ([`DrainState::router`]).
-pub(crate) fn router<S: Clone + Send + Sync + 'static>(state: &DrainState) -> Router<S> {
+pub(crate) fn routes<S: Clone + Send + Sync + 'static>(state: &DrainState) -> Router<S> {
     let (d, u, s, h) = (state.clone(), state.clone(), state.clone(), state.clone());
     Router::new()
         .route(DRAIN_PATH, any(move |req: Request| drain_endpoint(d.clone(), req)))

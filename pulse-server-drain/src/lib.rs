@@ -42,7 +42,7 @@
 //! let app: Router = Router::new()
 //!     .route("/", get(|| async { "a page that creates a session" }))
 //!     .route_layer(drain.gate()) // while draining, new sessions get the stale-affinity answer
-//!     .merge(drain.router()); // /_pulse/admin/drain, /_pulse/admin/status, /health
+//!     .merge(drain.routes()); // /_pulse/admin/drain, /_pulse/admin/status, /health
 //!
 //! let session = drain.session(); // held by the app while a session lives
 //! drain.on_shutdown("flush", || async { /* close pools, flush logs */ });

@@ -253,10 +253,10 @@ impl DrainState {
     // -- admin and health routes (admin.rs) ----------------------------------------------------------
 
     /// The admin and health routes, to merge into the app's router:
-    /// `app.merge(state.router())`. Serve with connect info (as [`crate::serve`] does) for per-peer
+    /// `app.merge(state.routes())`. Serve with connect info (as [`crate::serve`] does) for per-peer
     /// throttling.
-    pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
-        crate::admin::router(self)
+    pub fn routes<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+        crate::admin::routes(self)
     }
 
     /// The throttle of failed admin authentications.

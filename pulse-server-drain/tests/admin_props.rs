@@ -104,7 +104,7 @@ async fn run_sequence(reqs: Vec<Req>) -> Result<(), TestCaseError> {
         .unwrap();
     let state = DrainState::start(config).await.unwrap();
     let app: Router =
-        Router::new().route("/", get(|| async { "page" })).route_layer(state.gate()).merge(state.router());
+        Router::new().route("/", get(|| async { "page" })).route_layer(state.gate()).merge(state.routes());
     for req in reqs {
         let Ok(method) = Method::from_bytes(req.method.as_bytes()) else { continue };
         let mut builder = Request::builder().method(method).uri(&req.path);

@@ -234,7 +234,7 @@ async fn a_slow_client_is_closed_after_the_header_read_timeout() {
         .build()
         .unwrap();
     let state = pulse_server_drain::DrainState::start(config).await.unwrap();
-    let app = state.router();
+    let app = state.routes();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let server = tokio::spawn(pulse_server_drain::serve_with(

@@ -25,13 +25,16 @@ pub(crate) fn run_fuzz(args: &[String]) -> Result<(), String> {
             other => return Err(format!("unknown fuzz argument `{other}`; targets: {}", TARGETS.join(", "))),
         }
     }
-    let dir = root().join("pulse-server-drain").join("fuzz");
+    // cargo-fuzz finds its project from the crate directory (`--fuzz-dir fuzz`), not from inside it.
+    let dir = root().join("pulse-server-drain");
     for target in TARGETS.iter().filter(|t| only.as_deref().is_none_or(|o| o == **t)) {
         run(
             &format!("fuzz {target} for {secs} s"),
             Command::new(cargo()).current_dir(&dir).env("RUSTC_BOOTSTRAP", "1").args([
                 "fuzz",
                 "run",
+                "--fuzz-dir",
+                "fuzz",
                 target,
                 "--",
                 &format!("-max_total_time={secs}"),

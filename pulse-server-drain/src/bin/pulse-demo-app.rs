@@ -30,7 +30,7 @@ async fn run() -> Result<ShutdownReport> {
     let demo_config = DemoConfig::from_env()?;
     let port = port()?;
     let state = DrainState::start(config).await?;
-    let app = demo::router(state.clone(), demo_config);
+    let app = demo::app(state.clone(), demo_config);
     let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| Error::Unavailable {
         what: format!("port {port}"),

@@ -85,9 +85,9 @@ pub(crate) struct DemoApp {
 /// The demo app's own routes (the page and the WebSocket), for [`crate::DrainConfigBuilder::app_routes`].
 pub const ROUTES: [&str; 2] = ["/", "/ws"];
 
-/// The demo app's router, with the drain routes merged in (unless `config.drain_layer` is false). Registers
+/// The demo app: its axum routes, with the drain routes merged in (unless `config.drain_layer` is false). Registers
 /// a shutdown hook ending every session.
-pub fn router(state: DrainState, config: DemoConfig) -> Router {
+pub fn app(state: DrainState, config: DemoConfig) -> Router {
     let sessions = Sessions::new(state.clone(), config.session_grace);
     let drain_layer = config.drain_layer;
     let app = DemoApp { state: state.clone(), sessions: sessions.clone(), config: Arc::new(config) };
@@ -100,7 +100,7 @@ pub fn router(state: DrainState, config: DemoConfig) -> Router {
     let mut router =
         Router::new().route(ROUTES[0], get(page_load)).route(ROUTES[1], get(ws::upgrade)).with_state(app);
     if drain_layer {
-        router = router.merge(state.router());
+        router = router.merge(state.routes());
     }
     router.layer(axum::middleware::map_response(move |mut r: Response| {
         let (version, instance) = (version.clone(), instance.clone());

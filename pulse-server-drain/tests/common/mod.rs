@@ -59,7 +59,7 @@ pub(crate) async fn start_demo_with(
     let builder = DrainConfig::builder("v1").instance_id(&instance).secret(secret()).handle_signals(false);
     let config = adjust(builder).build().unwrap();
     let state = DrainState::start(config).await.unwrap();
-    let app = demo::router(state.clone(), DemoConfig { session_grace: grace, ..DemoConfig::default() });
+    let app = demo::app(state.clone(), DemoConfig { session_grace: grace, ..DemoConfig::default() });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(pulse_server_drain::serve(listener, app, state.clone()));

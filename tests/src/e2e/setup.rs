@@ -242,24 +242,18 @@ impl Env {
         progress(self.t0, "cleaning up: stopping the controller, retiring every version, stopping Envoy");
         self.sampler.abort();
         self.controller.stop().await;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut containers;
-        loop {
-            let versions = self.orchestrator.versions(&self.app).await.unwrap_or_default();
-            containers = versions.iter().map(|v| v.instances.len() as u64).sum::<u64>();
-            if versions.is_empty() {
-                break;
-            }
-            for v in &versions {
-                let _ = self.router.detach(&self.app, v.version()).await;
-                if let Err(e) = self.orchestrator.retire(&self.app, v.version()).await {
-                    progress(self.t0, format!("  retire {}: {e}", v.version()));
-                }
-            }
-            if Instant::now() > deadline {
-                break;
-            }
+        let torn = pulse_deploy_core::teardown::tear_down(
+            Some(self.orchestrator.as_ref()),
+            Some(self.router.as_ref()),
+            &self.app,
+            Duration::from_secs(60),
+        )
+        .await;
+        if let Err(e) = &torn {
+            progress(self.t0, format!("  teardown: {e}"));
         }
+        let versions = self.orchestrator.versions(&self.app).await.unwrap_or_default();
+        let containers = versions.iter().map(|v| v.instances.len() as u64).sum::<u64>();
         let router = Arc::try_unwrap(self.router);
         let envoy_running = match router {
             Ok(r) => r.shutdown().await.is_err(),
