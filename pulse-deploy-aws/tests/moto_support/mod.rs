@@ -14,8 +14,10 @@
 
 pub(crate) mod harness;
 pub(crate) mod infra;
+pub(crate) mod leftovers;
 pub(crate) mod scheduler;
 pub(crate) mod server;
+pub(crate) mod terraform;
 
 use std::sync::Arc;
 use std::time::Duration;
