@@ -1,6 +1,6 @@
 //! The shared-infrastructure Terraform module (`pulse-deploy-aws/terraform/`) applied to moto through the
-//! test-only root module `tests/terraform_moto/` (a VPC, two subnets and an ACM certificate, which an
-//! account has and moto has not), then the providers built from `terraform output -json` alone run one
+//! test-only root module `tests/terraform_moto/` (the default VPC, and an ACM certificate, which moto
+//! cannot issue for real), then the providers built from `terraform output -json` alone run one
 //! version through deploy, attach, set_weights, detach and retire, and `terraform destroy` leaves
 //! nothing behind. Also checks the controller's service, task definition and least-privilege role as
 //! applied.
@@ -16,15 +16,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use moto_support::leftovers::{leftovers, policy_actions, policy_document, role_policy};
+use moto_support::leftovers::{
+    leftovers, policy_actions, policy_document, role_policy, stop_tasks_of_deleted_services,
+};
 use moto_support::scheduler::{NoProcesses, SchedulerStandIn};
 use moto_support::server::MotoServer;
 use moto_support::terraform::Terraform;
 use moto_support::test_retry;
 use pulse_deploy_aws::{AlbConfig, AlbRouter, AwsConfig, EcsConfig, EcsOrchestrator};
-use pulse_deploy_core::{
-    AppName, Orchestrator, Release, TrafficRouter, VersionId, VersionRoute, Weights,
-};
+use pulse_deploy_core::{AppName, Orchestrator, Release, TrafficRouter, VersionId, VersionRoute, Weights};
 use serde_json::Value;
 
 /// Polls `check` every 100 ms until it returns `Some`, failing with `what` after `within`.
@@ -50,7 +50,9 @@ fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_terraform_module_applies_to_moto_and_its_outputs_drive_a_rollout() {
     let app = format!("tf{}", std::process::id() % 100_000);
-    let Some(moto) = tokio::task::spawn_blocking(MotoServer::start).await.expect("moto start") else { return };
+    let Some(moto) = tokio::task::spawn_blocking(MotoServer::start).await.expect("moto start") else {
+        return;
+    };
     let endpoint = moto.url();
     let Some(tf) = Terraform::prepare(&app, &[("endpoint", &endpoint), ("app", &app)]) else { return };
     let started = Instant::now();
@@ -139,13 +141,13 @@ async fn the_terraform_module_applies_to_moto_and_its_outputs_drive_a_rollout() 
     let destroy = tokio::task::block_in_place(|| tf.destroy());
     let state_left = tokio::task::block_in_place(|| tf.state_list());
     assert!(state_left.is_empty(), "terraform destroy left {state_left:?} in the state");
-    let vpc = str_of(module, "vpc_id").to_owned();
-    let left = leftovers(&aws, &moto, &app, &vpc).await;
+    let orphans = stop_tasks_of_deleted_services(&aws, &ecs_config.cluster).await;
+    let left = leftovers(&aws, &moto, &app).await;
     assert!(left.is_empty(), "left on the emulator after terraform destroy: {left:#?}");
 
     println!(
         "terraform on moto: init {:.1} s, apply {:.1} s, rollout of one version {:.1} s, destroy {:.1} s, \
-         total {:.1} s (work directory {})",
+         total {:.1} s ({orphans} task(s) of deleted services stopped by the stand-in; Terraform's output in {})",
         init.as_secs_f64(),
         apply.as_secs_f64(),
         (rolled - applied).as_secs_f64(),
@@ -158,7 +160,12 @@ async fn the_terraform_module_applies_to_moto_and_its_outputs_drive_a_rollout() 
 /// The controller as applied: a one-task service with the controller's security group in the task
 /// subnets and no load balancer; its container gets the provider's configuration (the `environment`
 /// output) and runs `watch`; its role has the deployer's rights minus creating versions, plus the secret.
-async fn check_controller(aws: &AwsConfig, moto: &MotoServer, module: &Value, env: &BTreeMap<String, String>) {
+async fn check_controller(
+    aws: &AwsConfig,
+    moto: &MotoServer,
+    module: &Value,
+    env: &BTreeMap<String, String>,
+) {
     let ecs = aws.ecs();
     let cluster = str_of(module, "cluster");
     let services = ecs
@@ -207,15 +214,19 @@ async fn check_controller(aws: &AwsConfig, moto: &MotoServer, module: &Value, en
         if arns.is_empty() {
             return None;
         }
-        let tasks = ecs.describe_tasks().cluster(cluster).set_tasks(Some(arns)).send().await.expect("DescribeTasks");
-        let running =
-            tasks.tasks().iter().filter(|t| t.group() == Some(group.as_str()) && t.last_status() == Some("RUNNING"));
+        let tasks =
+            ecs.describe_tasks().cluster(cluster).set_tasks(Some(arns)).send().await.expect("DescribeTasks");
+        let running = tasks
+            .tasks()
+            .iter()
+            .filter(|t| t.group() == Some(group.as_str()) && t.last_status() == Some("RUNNING"));
         (running.count() == 1).then_some(())
     })
     .await;
 
     let app = str_of(module, "app");
-    let controller = policy_actions(&role_policy(moto, &format!("pulse-{app}-controller"), "pulse-deploy-controller"));
+    let controller =
+        policy_actions(&role_policy(moto, &format!("pulse-{app}-controller"), "pulse-deploy-controller"));
     let deployer = policy_actions(&policy_document(moto, str_of(module, "deployer_policy_arn")));
     let not_needed: BTreeSet<String> =
         ["ecs:RegisterTaskDefinition", "ecs:CreateService", "iam:PassRole"].map(str::to_owned).into();

@@ -19,7 +19,8 @@ use super::server::MotoServer;
 
 /// One AWS call: a query-protocol form body (`target` `None`) or a JSON body for `X-Amz-Target`.
 fn call(moto: &MotoServer, scope: &str, target: Option<&str>, body: &str) -> String {
-    let content_type = if target.is_some() { "application/x-amz-json-1.1" } else { "application/x-www-form-urlencoded" };
+    let content_type =
+        if target.is_some() { "application/x-amz-json-1.1" } else { "application/x-www-form-urlencoded" };
     let target_header = target.map(|t| format!("X-Amz-Target: {t}\r\n")).unwrap_or_default();
     let raw = format!(
         "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n{target_header}\
@@ -42,8 +43,8 @@ fn xml_values(xml: &str, tag: &str) -> Vec<String> {
     xml.split(&open).skip(1).filter_map(|rest| rest.split_once(&close).map(|(v, _)| v.to_owned())).collect()
 }
 
-/// Every resource of `app` still there (empty when everything was removed). `vpc_id` is the test's VPC.
-pub(crate) async fn leftovers(aws: &AwsConfig, moto: &MotoServer, app: &str, vpc_id: &str) -> Vec<String> {
+/// Every resource of `app` still there (empty when everything was removed).
+pub(crate) async fn leftovers(aws: &AwsConfig, moto: &MotoServer, app: &str) -> Vec<String> {
     let name = format!("pulse-{app}");
     let prefix = format!("{name}-");
     let mut left = Vec::new();
@@ -54,14 +55,20 @@ pub(crate) async fn leftovers(aws: &AwsConfig, moto: &MotoServer, app: &str, vpc
         left.push(format!("load balancer {}", lb.load_balancer_arn().unwrap_or_default()));
     }
     let tgs = elbv2.describe_target_groups().send().await.expect("DescribeTargetGroups");
-    for tg in tgs.target_groups().iter().filter(|tg| tg.target_group_name().is_some_and(|n| n.starts_with(&prefix))) {
+    for tg in
+        tgs.target_groups().iter().filter(|tg| tg.target_group_name().is_some_and(|n| n.starts_with(&prefix)))
+    {
         left.push(format!("target group {}", tg.target_group_name().unwrap_or_default()));
     }
 
     let ecs = aws.ecs();
     let clusters = ecs.describe_clusters().clusters(&name).send().await.expect("DescribeClusters");
     for c in clusters.clusters().iter().filter(|c| c.status() != Some("INACTIVE")) {
-        left.push(format!("ECS cluster {} ({})", c.cluster_name().unwrap_or_default(), c.status().unwrap_or("?")));
+        left.push(format!(
+            "ECS cluster {} ({})",
+            c.cluster_name().unwrap_or_default(),
+            c.status().unwrap_or("?")
+        ));
     }
     if !clusters.clusters().is_empty() {
         let services = ecs.list_services().cluster(&name).send().await.expect("ListServices");
@@ -74,7 +81,11 @@ pub(crate) async fn leftovers(aws: &AwsConfig, moto: &MotoServer, app: &str, vpc
                 .await
                 .expect("DescribeServices");
             for s in d.services().iter().filter(|s| s.status() != Some("INACTIVE")) {
-                left.push(format!("ECS service {} ({})", s.service_name().unwrap_or_default(), s.status().unwrap_or("?")));
+                left.push(format!(
+                    "ECS service {} ({})",
+                    s.service_name().unwrap_or_default(),
+                    s.status().unwrap_or("?")
+                ));
             }
         }
         let tasks = ecs
@@ -90,7 +101,8 @@ pub(crate) async fn leftovers(aws: &AwsConfig, moto: &MotoServer, app: &str, vpc
     }
     // moto's familyPrefix matches whole families only: list every active revision and filter here.
     let defs = ecs.list_task_definitions().send().await.expect("ListTaskDefinitions");
-    for arn in defs.task_definition_arns().iter().filter(|a| a.contains(&format!("task-definition/{prefix}"))) {
+    for arn in defs.task_definition_arns().iter().filter(|a| a.contains(&format!("task-definition/{prefix}")))
+    {
         left.push(format!("active task definition {arn}"));
     }
 
@@ -145,15 +157,52 @@ pub(crate) async fn leftovers(aws: &AwsConfig, moto: &MotoServer, app: &str, vpc
     for sg in xml_values(&sgs, "groupName").into_iter().filter(|g| g.starts_with(&prefix)) {
         left.push(format!("security group {sg}"));
     }
-    let vpcs = moto.ec2(&[("Action", "DescribeVpcs")]);
-    if xml_values(&vpcs, "vpcId").iter().any(|v| v == vpc_id) {
-        left.push(format!("VPC {vpc_id}"));
-    }
-    let subnets = moto.ec2(&[("Action", "DescribeSubnets")]);
-    if xml_values(&subnets, "vpcId").iter().any(|v| v == vpc_id) {
-        left.push(format!("a subnet of VPC {vpc_id}"));
-    }
     left
+}
+
+/// Stops the running tasks of `cluster` whose service is gone (a stand-in): ECS keeps a deleted service
+/// DRAINING until its tasks have stopped, moto marks it INACTIVE at once and leaves its tasks running, so
+/// a task whose service was scaled to 0 and deleted in the same instant (as `terraform destroy` does)
+/// would outlive its service. Returns how many it stopped.
+pub(crate) async fn stop_tasks_of_deleted_services(aws: &AwsConfig, cluster: &str) -> usize {
+    let ecs = aws.ecs();
+    let arns = ecs
+        .list_tasks()
+        .cluster(cluster)
+        .desired_status(DesiredStatus::Running)
+        .send()
+        .await
+        .expect("ListTasks")
+        .task_arns()
+        .to_vec();
+    if arns.is_empty() {
+        return 0;
+    }
+    let tasks =
+        ecs.describe_tasks().cluster(cluster).set_tasks(Some(arns)).send().await.expect("DescribeTasks");
+    let mut stopped = 0;
+    for task in tasks.tasks() {
+        let Some(service) = task.group().and_then(|g| g.strip_prefix("service:")) else { continue };
+        let d = ecs
+            .describe_services()
+            .cluster(cluster)
+            .services(service)
+            .send()
+            .await
+            .expect("DescribeServices");
+        if d.services().iter().any(|s| s.status() != Some("INACTIVE")) {
+            continue;
+        }
+        ecs.stop_task()
+            .cluster(cluster)
+            .task(task.task_arn().unwrap_or_default())
+            .reason("its service was deleted")
+            .send()
+            .await
+            .expect("StopTask");
+        stopped += 1;
+    }
+    stopped
 }
 
 /// The inline policy `policy` of the IAM role `role`, as JSON.
@@ -200,10 +249,11 @@ pub(crate) fn policy_actions(document: &serde_json::Value) -> std::collections::
 }
 
 fn parse_document(document: &str) -> serde_json::Value {
-    let unescaped = [("&quot;", "\""), ("&#34;", "\""), ("&apos;", "'"), ("&#39;", "'"), ("&lt;", "<"), ("&gt;", ">")]
-        .iter()
-        .fold(document.to_owned(), |text, (entity, c)| text.replace(entity, c))
-        .replace("&amp;", "&");
+    let unescaped =
+        [("&quot;", "\""), ("&#34;", "\""), ("&apos;", "'"), ("&#39;", "'"), ("&lt;", "<"), ("&gt;", ">")]
+            .iter()
+            .fold(document.to_owned(), |text, (entity, c)| text.replace(entity, c))
+            .replace("&amp;", "&");
     let text = if unescaped.trim_start().starts_with('{') { unescaped } else { percent_decode(&unescaped) };
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("an IAM policy document is not JSON ({e}): {text}"))
 }

@@ -39,7 +39,8 @@ impl Terraform {
         let found = Command::new("terraform").arg("version").output().is_ok_and(|o| o.status.success());
         if !found {
             return missing(
-                "`terraform` (1.11) is not on PATH (https://developer.hashicorp.com/terraform/install)".into(),
+                "`terraform` (1.11) is not on PATH (https://developer.hashicorp.com/terraform/install)"
+                    .into(),
             );
         }
         let mirror =
@@ -84,6 +85,7 @@ impl Terraform {
     }
 
     /// Runs `terraform ARGS`, panicking with its output when it fails; returns stdout and the time taken.
+    /// The output is also kept in the work directory (`apply.log`, ...).
     fn run(&self, what: &str, args: &[&str]) -> (String, Duration) {
         let started = Instant::now();
         let out: Output = self
@@ -92,6 +94,11 @@ impl Terraform {
             .unwrap_or_else(|e| panic!("terraform {what}: cannot start terraform: {e}"));
         let took = started.elapsed();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let log = self.work.join(format!("{}.log", what.replace(' ', "-")));
+        let _ = std::fs::write(
+            &log,
+            format!("{stdout}\n--- stderr ---\n{}", String::from_utf8_lossy(&out.stderr)),
+        );
         if !out.status.success() {
             // The last lines carry Terraform's error; the plan above them is noise.
             let tail: Vec<&str> = stdout.lines().rev().take(60).collect();
@@ -126,9 +133,10 @@ impl Terraform {
         Value::Object(all.into_iter().map(|(k, v)| (k, v["value"].clone())).collect())
     }
 
-    /// `terraform destroy -auto-approve`.
+    /// `terraform destroy -auto-approve`, from the state as it is (no refresh: the apply has just read
+    /// every resource back, and pulse-deploy's own changes to the listener are ignored by the module).
     pub(crate) fn destroy(&self) -> Duration {
-        let mut args = vec!["destroy", "-auto-approve", "-input=false", "-no-color"];
+        let mut args = vec!["destroy", "-auto-approve", "-refresh=false", "-input=false", "-no-color"];
         args.extend(self.vars.iter().map(String::as_str));
         self.run("destroy", &args).1
     }

@@ -1,8 +1,8 @@
 # Test-only root module: the shared-infrastructure module (../../terraform) applied to the moto emulator
-# by tests/terraform_moto.rs. It creates what an AWS account has and moto has not: a VPC with two subnets
-# and an ACM certificate (moto's RequestCertificate answers at once; nothing validates it, and moto's
-# ELBv2 only checks that the certificate exists). Never apply this to a real account: the provider's
-# endpoints all point at `var.endpoint` with dummy credentials.
+# by tests/terraform_moto.rs, in the default VPC (as docs/aws.md's first setup does), with what moto
+# has not: an ACM certificate for the HTTPS listener (moto's RequestCertificate answers at once; nothing
+# validates it, and moto's ELBv2 only checks that the certificate exists). Never apply this to a real
+# account: the provider's endpoints all point at `var.endpoint` with dummy credentials.
 
 terraform {
   required_version = ">= 1.5"
@@ -52,18 +52,21 @@ provider "aws" {
   }
 }
 
-resource "aws_vpc" "test" {
-  cidr_block = "10.0.0.0/16"
-  # moto's awsvpc tasks need DNS hostnames.
-  enable_dns_hostnames = true
-  tags                 = { Name = "pulse-${var.app}" }
+# The default VPC and its default subnets, as in an account's first setup (docs/aws.md): moto creates
+# them in every region, with DNS hostnames on (moto's awsvpc tasks need them).
+data "aws_vpc" "default" {
+  default = true
 }
 
-resource "aws_subnet" "test" {
-  for_each          = { a = "10.0.1.0/24", b = "10.0.2.0/24" }
-  vpc_id            = aws_vpc.test.id
-  cidr_block        = each.value
-  availability_zone = "us-east-1${each.key}"
+data "aws_subnets" "default" {
+  filter {
+    name   = "vpc-id"
+    values = [data.aws_vpc.default.id]
+  }
+  filter {
+    name   = "default-for-az"
+    values = ["true"]
+  }
 }
 
 resource "aws_acm_certificate" "test" {
@@ -74,9 +77,9 @@ resource "aws_acm_certificate" "test" {
 module "pulse" {
   source            = "../../terraform"
   app               = var.app
-  vpc_id            = aws_vpc.test.id
-  public_subnet_ids = [for s in aws_subnet.test : s.id]
-  task_subnet_ids   = [for s in aws_subnet.test : s.id]
+  vpc_id            = data.aws_vpc.default.id
+  public_subnet_ids = data.aws_subnets.default.ids
+  task_subnet_ids   = data.aws_subnets.default.ids
   certificate_arn   = aws_acm_certificate.test.arn
   assign_public_ip  = true
 }
