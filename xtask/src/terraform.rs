@@ -7,7 +7,8 @@
 //! command, naming what is missing (under `CI=true` and on a workstation alike: a check that skips proves
 //! nothing).
 //!
-//! Not for: applying the module (that needs an AWS endpoint).
+//! Not for: applying the module (`pulse-deploy-aws/tests/terraform_moto.rs` applies it to moto; this
+//! command only checks the formatting of that test's root module).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,7 +43,17 @@ pub(crate) fn run(_args: &[String]) -> Result<(), String> {
         &mut terraform(&["init", "-backend=false", "-input=false", "-no-color"]),
     )?;
     step("terraform validate", &mut terraform(&["validate", "-no-color"]))?;
-    step("terraform fmt -check", &mut terraform(&["fmt", "-check", "-recursive", "-diff"]))
+    step("terraform fmt -check", &mut terraform(&["fmt", "-check", "-recursive", "-diff"]))?;
+    // The test-only root module that applies the module to moto (tests/terraform_moto.rs).
+    let test_root = root().join("pulse-deploy-aws/tests/terraform_moto");
+    step(
+        "terraform fmt -check (tests/terraform_moto)",
+        Command::new("terraform")
+            .arg(format!("-chdir={}", test_root.display()))
+            .args(["fmt", "-check", "-recursive", "-diff"])
+            .env("TF_CLI_CONFIG_FILE", &cli_config)
+            .env("CHECKPOINT_DISABLE", "1"),
+    )
 }
 
 fn check_prerequisites(mirror: &Path) -> Result<(), String> {
