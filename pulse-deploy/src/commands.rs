@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pulse_deploy_core::drain::{drain_all, DrainClient};
+use pulse_deploy_core::drain::{drain_all, verified};
 use pulse_deploy_core::rollout::{
     AppStatus, Controller, Desired, Executor, Goal, PlanMemory, RolloutEvent, StopSignal, Stopper,
 };
@@ -96,7 +96,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
 /// Prints a line on stdout and flushes it (progress must be seen as it happens, even through a pipe).
 fn say(line: impl AsRef<str>) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{}", line.as_ref());
+    let _ = writeln!(out, "{}", line.as_ref().trim_end_matches('\n'));
     let _ = out.flush();
 }
 
@@ -180,10 +180,20 @@ fn print_event(ev: &RolloutEvent) {
     }
 }
 
-/// Ctrl-C: the first stops at the next safe point, the second exits at once.
+/// Ctrl-C: the first stops at the next safe point, the second exits at once. The handler is installed
+/// before this returns, so a Ctrl-C right after it is never lost to the default action (killing the
+/// process mid-action).
 fn on_ctrl_c(stopper: Stopper) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupts = match signal(SignalKind::interrupt()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("pulse-deploy: cannot handle Ctrl-C ({e}); it will stop the process at once");
+            return;
+        }
+    };
     tokio::spawn(async move {
-        while tokio::signal::ctrl_c().await.is_ok() {
+        while interrupts.recv().await.is_some() {
             match stopper.signal() {
                 StopSignal::Graceful => {
                     eprintln!("pulse-deploy: stopping at the next safe point (Ctrl-C again to abort at once)")
@@ -376,14 +386,14 @@ async fn rollback(config: &Config, provider: &LocalProvider) -> Result<u8, Failu
     let live = status
         .versions
         .iter()
-        .filter(|v| v.version != current && matches!(v.phase, VersionPhase::Draining | VersionPhase::Drained))
+        .filter(|v| v.version != current && v.phase == VersionPhase::Draining)
         .max_by_key(|v| v.created_at);
     if let Some(previous) = live {
         let id = previous.version.clone();
         let versions = provider.orchestrator.versions(&config.app).await.map_err(rollout)?;
         let state = versions.iter().find(|s| s.version() == &id).expect("listed in the status");
         for i in state.live_instances() {
-            provider.drain.undrain(i).await.map_err(rollout)?;
+            verified::undrain(provider.drain.as_ref(), i).await.map_err(rollout)?;
         }
         provider.router.set_weights(&config.app, &Weights::all_to(id.clone())).await.map_err(rollout)?;
         say(format!("rolled back by undrain: {id} serves new sessions again; {current} drains"));
@@ -398,6 +408,15 @@ async fn rollback(config: &Config, provider: &LocalProvider) -> Result<u8, Failu
                 format!("no release before {current} is recorded; deploy one by name"),
             ));
         };
+        if let Some(left) = status.version(&release.version) {
+            return Err(Failure::new(
+                exit::FAILED,
+                format!(
+                    "{} is {} (no longer able to take sessions back); run `pulse-deploy reap`, then `pulse-deploy rollback` again to redeploy it",
+                    release.version, left.phase
+                ),
+            ));
+        }
         say(format!("rolled back by redeploy: {} was reaped, deploying its release again", release.version));
         history.record(&release).map_err(|e| Failure::new(exit::FAILED, e))?;
         exec.deploy(&release, Goal::Shifted).await.map_err(rollout)?;

@@ -12,3 +12,28 @@ pub mod history;
 pub mod table;
 
 pub use commands::{exit, run};
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// The whole command: logs to stderr (filtered by `PULSE_DEPLOY_LOG`, default `warn`), the command line
+/// parsed (a usage error exits 2, `--help` 0), then [`run`].
+pub async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PULSE_DEPLOY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    run(cli).await
+}
