@@ -109,8 +109,8 @@ mod sloppy {
     }
 }
 
-fn failed_names(report: &pulse_deploy_core::conformance::ConformanceReport) -> Vec<&'static str> {
-    report.failed().iter().map(|c| c.name).collect()
+fn failed_names(report: &pulse_deploy_core::conformance::ConformanceReport) -> Vec<&str> {
+    report.failed().iter().map(|c| &*c.name).collect()
 }
 
 #[tokio::test]

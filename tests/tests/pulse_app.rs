@@ -21,7 +21,7 @@ use pulse_deploy_tests::http::HttpClient;
 use pulse_deploy_tests::pulse_tab::{self, Cookies};
 use pulse_deploy_tests::session::Fate;
 use pulse_deploy_tests::socketio::{ConnectFailure, SocketIo};
-use pulse_server_drain::checker::{self, CheckOptions, Outcome};
+use pulse_server_drain::checker::{self, CheckOptions, CheckStatus};
 
 /// Docker, or `None` (the test skips) when it is unreachable outside CI; under `CI=true` the test fails.
 async fn docker_or_skip() -> Option<bollard::Docker> {
@@ -232,7 +232,7 @@ async fn check_app_in_pulse_mode_passes_against_the_example_image() {
         let secret = Secret::new("drain secret", d.token.clone()).map_err(|e| e.to_string())?;
         let report = checker::check(&base, &secret, &options).await.map_err(|e| e.to_string())?;
         eprintln!("{report}");
-        if !report.passed() || report.checks.iter().any(|c| c.outcome == Outcome::Skipped) {
+        if !report.passed() || report.checks.iter().any(|c| matches!(c.status, CheckStatus::Skipped(_))) {
             return Err(format!("check-app --mode pulse against the example image: {report}"));
         }
         if report.to_string().contains(&d.token) {

@@ -3,6 +3,7 @@
 //! Each command lives in its own module; this file only dispatches. Run `cargo xtask help`.
 
 mod bench_drain;
+mod bench_engine;
 mod bench_local;
 mod check_app;
 mod ci;
@@ -34,6 +35,9 @@ Commands:
   fuzz            cargo-fuzz targets of pulse-server-drain (drain body, Authorization header), 180 s each
                   (--secs N, or one TARGET); needs `cargo install cargo-fuzz`. Not in ci.
   bench drain     Drain benchmark: 10k WebSocket sessions, memory/session, health p50/p99, drain ack, throughput.
+  bench engine    The control loop's idle pass on in-memory providers with latency: median time and calls
+                  by kind for 1/10/30 versions x 1/10/100 instances, the drain-call bound (8/32/none) at
+                  30 x 100, growth ratios. Arguments go to criterion (a filter, --save-baseline NAME).
   bench local     Local providers: set_weights-to-traffic p50/p99, Envoy vs. direct requests/s, deploy-to-serving
                   and last-session-to-reaped on Docker + Envoy (--no-build reuses the demo image).
   terraform-validate
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         "fuzz" => fuzz::run_fuzz(rest),
         "bench" => match rest.split_first() {
             Some((target, args)) if target == "drain" => bench_drain::run(args),
+            Some((target, args)) if target == "engine" => bench_engine::run(args),
             Some((target, args)) if target == "local" => bench_local::run(args),
             Some((target, args)) if target == "pulse" => python::run_tests_bin(
                 "the example Pulse app: page loads/s, Socket.IO connect p50/p99",

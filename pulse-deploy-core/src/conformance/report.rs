@@ -1,6 +1,11 @@
 //! The outcome of conformance checks: per check passed, skipped (with the capability that turned it off) or
 //! failed (with what was expected and what was observed), gathered in a [`ConformanceReport`].
+//!
+//! One report type for every conformance check in the project: the provider suites of this module and
+//! the drain-protocol checker of `pulse-server-drain` (whose checks are named at run time and record what
+//! they saw) both produce a [`ConformanceReport`].
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -47,52 +52,89 @@ pub enum CheckStatus {
     Failed(String),
 }
 
-/// One check of a suite run.
+impl CheckStatus {
+    /// From a check function's result.
+    pub fn from_result(result: CheckResult) -> CheckStatus {
+        match result {
+            Ok(Verdict::Passed) => CheckStatus::Passed,
+            Ok(Verdict::Skipped(reason)) => CheckStatus::Skipped(reason),
+            Err(failure) => CheckStatus::Failed(failure.0),
+        }
+    }
+
+    /// `PASS`, `SKIP` or `FAIL`.
+    pub fn mark(&self) -> &'static str {
+        match self {
+            CheckStatus::Passed => "PASS",
+            CheckStatus::Skipped(_) => "SKIP",
+            CheckStatus::Failed(_) => "FAIL",
+        }
+    }
+}
+
+/// One check of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckOutcome {
-    /// The check's name (the name of its function).
-    pub name: &'static str,
+    /// The check's name: the name of its function in the provider suites, a sentence such as `drain
+    /// refuses a wrong secret` in the drain-protocol checker.
+    pub name: Cow<'static, str>,
     /// How it ended.
     pub status: CheckStatus,
+    /// What was observed when it passed (status, headers, a body excerpt), or empty: a failure's or a
+    /// skip's text is in its [`CheckStatus`]. Never a secret.
+    pub saw: String,
     /// How long it took.
     pub elapsed: Duration,
 }
 
-/// Every check of one suite run against one provider.
+impl CheckOutcome {
+    /// What the check saw: the observation of a pass, the reason of a skip, the message of a failure.
+    pub fn seen(&self) -> &str {
+        match &self.status {
+            CheckStatus::Passed => &self.saw,
+            CheckStatus::Skipped(text) | CheckStatus::Failed(text) => text,
+        }
+    }
+}
+
+/// Every check of one run: a provider suite against one provider, or the drain-protocol checker against
+/// one server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConformanceReport {
-    /// `orchestrator` or `router`.
-    pub suite: &'static str,
-    /// The provider's name, from its capabilities.
-    pub provider: &'static str,
+    /// `orchestrator`, `router` or `drain-protocol`.
+    pub suite: Cow<'static, str>,
+    /// What was checked: the provider's name from its capabilities (`docker`, `alb`), or a server's URL.
+    pub subject: String,
     /// The checks, in the order they ran.
     pub checks: Vec<CheckOutcome>,
 }
 
 impl ConformanceReport {
-    pub(super) fn new(suite: &'static str, provider: &'static str) -> Self {
-        ConformanceReport { suite, provider, checks: Vec::new() }
+    /// An empty report of `suite` run against `subject`.
+    pub fn new(suite: impl Into<Cow<'static, str>>, subject: impl Into<String>) -> Self {
+        ConformanceReport { suite: suite.into(), subject: subject.into(), checks: Vec::new() }
     }
 
-    pub(super) fn record(&mut self, name: &'static str, result: CheckResult, elapsed: Duration) {
-        let status = match result {
-            Ok(Verdict::Passed) => CheckStatus::Passed,
-            Ok(Verdict::Skipped(reason)) => CheckStatus::Skipped(reason),
-            Err(failure) => CheckStatus::Failed(failure.0),
-        };
-        match &status {
+    /// Records one check's result (and logs it: a failure as a warning).
+    pub fn record(&mut self, name: impl Into<Cow<'static, str>>, result: CheckResult, elapsed: Duration) {
+        self.push(CheckOutcome {
+            name: name.into(),
+            status: CheckStatus::from_result(result),
+            saw: String::new(),
+            elapsed,
+        });
+    }
+
+    /// Records one check as it ended (and logs it: a failure as a warning).
+    pub fn push(&mut self, outcome: CheckOutcome) {
+        let (suite, subject, check) = (&*self.suite, &*self.subject, &*outcome.name);
+        match &outcome.status {
             CheckStatus::Failed(message) => {
-                tracing::warn!(suite = self.suite, provider = self.provider, check = name, %message, "conformance check failed")
+                tracing::warn!(suite, subject, check, %message, "conformance check failed")
             }
-            _ => tracing::info!(
-                suite = self.suite,
-                provider = self.provider,
-                check = name,
-                ?status,
-                "conformance check done"
-            ),
+            status => tracing::info!(suite, subject, check, ?status, "conformance check done"),
         }
-        self.checks.push(CheckOutcome { name, status, elapsed });
+        self.checks.push(outcome);
     }
 
     /// True if no check failed.
@@ -101,8 +143,8 @@ impl ConformanceReport {
     }
 
     /// Names of the checks that passed.
-    pub fn passed_checks(&self) -> Vec<&'static str> {
-        self.checks.iter().filter(|c| c.status == CheckStatus::Passed).map(|c| c.name).collect()
+    pub fn passed_checks(&self) -> Vec<&str> {
+        self.checks.iter().filter(|c| c.status == CheckStatus::Passed).map(|c| &*c.name).collect()
     }
 
     /// The checks that failed.
@@ -111,8 +153,13 @@ impl ConformanceReport {
     }
 
     /// Names of the checks that were skipped.
-    pub fn skipped_checks(&self) -> Vec<&'static str> {
-        self.checks.iter().filter(|c| matches!(c.status, CheckStatus::Skipped(_))).map(|c| c.name).collect()
+    pub fn skipped_checks(&self) -> Vec<&str> {
+        self.checks.iter().filter(|c| matches!(c.status, CheckStatus::Skipped(_))).map(|c| &*c.name).collect()
+    }
+
+    /// The check named `name`, if it ran.
+    pub fn check(&self, name: &str) -> Option<&CheckOutcome> {
+        self.checks.iter().find(|c| c.name == name)
     }
 
     /// Panics with the whole report if a check failed (for use at the end of a test).
@@ -128,16 +175,21 @@ impl fmt::Display for ConformanceReport {
         let skipped = self.skipped_checks().len();
         writeln!(
             f,
-            "{} suite on provider `{}`: {} checks, {} passed, {skipped} skipped, {failed} failed",
+            "{} suite on `{}`: {} checks, {} passed, {skipped} skipped, {failed} failed",
             self.suite,
-            self.provider,
+            self.subject,
             self.checks.len(),
             self.checks.len() - failed - skipped
         )?;
         for check in &self.checks {
             let ms = check.elapsed.as_millis();
             match &check.status {
-                CheckStatus::Passed => writeln!(f, "  PASS {} ({ms} ms)", check.name)?,
+                CheckStatus::Passed if check.saw.is_empty() => {
+                    writeln!(f, "  PASS {} ({ms} ms)", check.name)?
+                }
+                CheckStatus::Passed => {
+                    writeln!(f, "  PASS {} ({ms} ms)\n         saw: {}", check.name, check.saw)?
+                }
                 CheckStatus::Skipped(reason) => writeln!(f, "  SKIP {}: {reason}", check.name)?,
                 CheckStatus::Failed(message) => writeln!(f, "  FAIL {} ({ms} ms): {message}", check.name)?,
             }

@@ -1,13 +1,13 @@
-//! Delivering the drain signal to every instance of a version, concurrently, recording each answer.
+//! Delivering the drain signal to every instance of a version, concurrently (a bounded number at once),
+//! recording each answer.
 //!
 //! A signal sent once through a load balancer reaches one instance; this sends it to each instance's own
 //! endpoint instead, and reports per instance whether it acknowledged.
 
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use futures::future::join_all;
-
-use super::{verified, DrainClient, InstanceStatus};
+use super::{in_order, verified, DrainClient, InstanceStatus, DEFAULT_DRAIN_CONCURRENCY};
 use crate::{Error, Instance, InstanceId};
 
 /// One instance's answer to the drain signal.
@@ -43,13 +43,26 @@ impl DrainReport {
     }
 }
 
-/// Sends `POST /_pulse/admin/drain` to every live instance, concurrently, and checks that each answer
-/// names its instance ([`verified`]). A failed instance is reported as such (the executor retries it on
-/// its next pass).
+/// Sends `POST /_pulse/admin/drain` to every live instance, concurrently with at most
+/// [`DEFAULT_DRAIN_CONCURRENCY`] calls in flight, and checks that each answer names its instance
+/// ([`verified`]). A failed instance is reported as such (the executor retries it on its next pass).
 pub async fn drain_all(client: &dyn DrainClient, instances: &[Instance], deadline: Duration) -> DrainReport {
-    let calls = instances.iter().filter(|i| i.is_live()).map(|instance| async move {
-        let result = verified::drain(client, instance, deadline).await;
-        DrainAck { instance: instance.id.clone(), result }
-    });
-    DrainReport { acks: join_all(calls).await }
+    drain_all_bounded(client, instances, deadline, DEFAULT_DRAIN_CONCURRENCY).await
+}
+
+/// [`drain_all`] with at most `limit` calls in flight. The acknowledgements follow the order of
+/// `instances`.
+pub async fn drain_all_bounded(
+    client: &dyn DrainClient,
+    instances: &[Instance],
+    deadline: Duration,
+    limit: NonZeroUsize,
+) -> DrainReport {
+    let calls: Vec<_> =
+        instances.iter().filter(|i| i.is_live()).map(|instance| ack(client, instance, deadline)).collect();
+    DrainReport { acks: in_order(calls, limit).await }
+}
+
+async fn ack(client: &dyn DrainClient, instance: &Instance, deadline: Duration) -> DrainAck {
+    DrainAck { instance: instance.id.clone(), result: verified::drain(client, instance, deadline).await }
 }

@@ -1,11 +1,13 @@
 //! The drain protocol's deployer side: the wire types shared with servers ([`wire`]), the
 //! [`DrainClient`] trait that delivers the drain signal to one instance and reads its status, the
 //! identity check every answer passes ([`verified`]), and the helper that delivers the signal to EVERY
-//! instance of a version and records each acknowledgement.
+//! instance of a version and records each acknowledgement, with a bounded number of calls in flight
+//! ([`DEFAULT_DRAIN_CONCURRENCY`]).
 //!
 //! The protocol itself is specified in `docs/drain-protocol.md`. Servers implement it with the
 //! `pulse-server-drain` crate (Rust) or the Pulse plugin (Python).
 
+mod bounded;
 mod broadcast;
 #[cfg(feature = "http-drain-client")]
 mod http;
@@ -17,7 +19,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use broadcast::{drain_all, DrainAck, DrainReport};
+pub(crate) use bounded::in_order;
+pub use bounded::DEFAULT_DRAIN_CONCURRENCY;
+pub use broadcast::{drain_all, drain_all_bounded, DrainAck, DrainReport};
 #[cfg(feature = "http-drain-client")]
 pub use http::HttpDrainClient;
 pub use wire::{DrainRequest, HealthBody, InstanceStatus, ServingState};

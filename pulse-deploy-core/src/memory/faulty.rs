@@ -61,6 +61,9 @@ struct FaultSchedule {
     calls: usize,
     calls_by_method: BTreeMap<&'static str, usize>,
     injected: usize,
+    /// Calls started and not yet finished (or dropped), and the most there ever were at once.
+    in_flight: usize,
+    peak_in_flight: usize,
 }
 
 impl FaultSchedule {
@@ -211,6 +214,8 @@ impl<T: ?Sized> Faulty<T> {
                 calls: 0,
                 calls_by_method: BTreeMap::new(),
                 injected: 0,
+                in_flight: 0,
+                peak_in_flight: 0,
             },
             error: None,
         }
@@ -236,6 +241,18 @@ impl<T: ?Sized> Faulty<T> {
         self.plan().injected
     }
 
+    /// The most calls that were in flight through the wrapper at once (a call is in flight from its start,
+    /// latency included, until it returns or is dropped). Shows whether a caller bounds its concurrency.
+    pub fn peak_in_flight(&self) -> usize {
+        self.plan().peak_in_flight
+    }
+
+    /// Starts [`Faulty::peak_in_flight`] again from the calls in flight now (to measure one step).
+    pub fn reset_peak_in_flight(&self) {
+        let mut plan = self.plan();
+        plan.peak_in_flight = plan.in_flight;
+    }
+
     /// Stops injecting faults (pending ones are forgotten, a crash is over); latency stays.
     pub fn heal(&self) {
         let mut plan = self.plan();
@@ -255,8 +272,11 @@ impl<T: ?Sized> Faulty<T> {
     {
         let ((n, fault), latency) = {
             let mut plan = self.plan();
+            plan.in_flight += 1;
+            plan.peak_in_flight = plan.peak_in_flight.max(plan.in_flight);
             (plan.on_call(method), plan.latency)
         };
+        let _in_flight = InFlight(&self.plan);
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
@@ -275,6 +295,16 @@ impl<T: ?Sized> Faulty<T> {
             format!("injected failure of {method} (call #{n}): {outcome}"),
             fault.retryable,
         ))
+    }
+}
+
+/// Counts a call out of flight when it returns or is dropped (a cancelled caller).
+struct InFlight<'a>(&'a Mutex<FaultSchedule>);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut plan = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        plan.in_flight -= 1;
     }
 }
 

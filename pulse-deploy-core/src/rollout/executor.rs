@@ -5,10 +5,10 @@
 //! [`PlanMemory`]. Killing it at any point is safe: a new executor converges from what it observes.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::join_all;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 
@@ -18,8 +18,8 @@ use super::plan::{plan, Desired, Plan, PlanFailure, PlanMemory};
 use super::status::AppStatus;
 use super::{Action, RolloutPolicy};
 use crate::clock::{Clock, TokioClock};
-use crate::drain::{drain_all, verified, DrainClient};
-use crate::{AppName, Error, Orchestrator, Release, Result, TrafficRouter, VersionId};
+use crate::drain::{drain_all_bounded, in_order, verified, DrainClient, DEFAULT_DRAIN_CONCURRENCY};
+use crate::{AppName, Error, InstanceId, Orchestrator, Release, Result, TrafficRouter, VersionId};
 
 /// When [`Executor::deploy`] returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +69,7 @@ pub struct Executor {
     events: EventSink,
     run_timeout: Option<Duration>,
     stop: CancellationToken,
+    drain_concurrency: NonZeroUsize,
 }
 
 impl std::fmt::Debug for Executor {
@@ -78,6 +79,7 @@ impl std::fmt::Debug for Executor {
             .field("router", &self.router)
             .field("drain", &self.drain)
             .field("policy", &self.policy)
+            .field("drain_concurrency", &self.drain_concurrency)
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +116,15 @@ impl ExecutorBuilder {
         self.inner.stop = token;
         self
     }
+    /// At most `limit` drain-protocol calls in flight at once (default [`DEFAULT_DRAIN_CONCURRENCY`], 32):
+    /// the status reads of an observation (one per live instance of every version) and the drain signals
+    /// of a drain step each wait for a free slot. A [`super::Controller`] inherits it from its executor.
+    /// Raise it for apps with thousands of instances and a drain client that holds the load; lower it
+    /// when the instances sit behind a relay that limits concurrent requests.
+    pub fn drain_concurrency(mut self, limit: NonZeroUsize) -> Self {
+        self.inner.drain_concurrency = limit;
+        self
+    }
     /// The executor.
     pub fn build(self) -> Executor {
         self.inner
@@ -137,6 +148,7 @@ impl Executor {
                 events: discard(),
                 run_timeout: None,
                 stop: CancellationToken::new(),
+                drain_concurrency: DEFAULT_DRAIN_CONCURRENCY,
             },
         }
     }
@@ -149,6 +161,11 @@ impl Executor {
     /// The policy in use.
     pub fn policy(&self) -> &RolloutPolicy {
         &self.policy
+    }
+
+    /// How many drain-protocol calls it has in flight at most (see [`ExecutorBuilder::drain_concurrency`]).
+    pub fn drain_concurrency(&self) -> NonZeroUsize {
+        self.drain_concurrency
     }
 
     /// Deploys `release` as the app's new version and runs until `goal` holds.
@@ -195,28 +212,44 @@ impl Executor {
     }
 
     /// Takes one snapshot of `app`: orchestrator versions, router state, and the drain status of every
-    /// live instance (asked concurrently).
+    /// live instance (asked concurrently, at most [`Executor::drain_concurrency`] at once).
     pub async fn observe(&self, app: &AppName) -> Result<Observed> {
         let versions = self.retrying("observe versions", || self.orchestrator.versions(app)).await?;
         let routing = self.retrying("observe routing", || self.router.routing(app)).await?;
         let at = self.clock.now();
-        let observed = join_all(versions.into_iter().map(|state| async move {
-            let reports = join_all(state.live_instances().map(|i| async move {
-                let report = match verified::status(self.drain.as_ref(), i).await {
-                    Ok(s) => InstanceReport::Status(s),
-                    // A refused secret is a configuration error, not an unreachable instance: stop.
-                    Err(e @ Error::Unauthorized { .. }) => return Err(e),
-                    Err(e) => InstanceReport::Unreachable(e.to_string()),
-                };
-                Ok((i.id.clone(), report))
-            }))
-            .await;
-            let reports = reports.into_iter().collect::<Result<_>>()?;
-            Ok::<_, Error>(ObservedVersion { state, reports })
-        }))
-        .await;
-        let versions = observed.into_iter().collect::<Result<Vec<_>>>()?;
+        let calls: Vec<_> = versions
+            .iter()
+            .enumerate()
+            .flat_map(|(n, v)| v.live_instances().map(move |i| (n, i)))
+            .map(|(n, i)| self.report(n, i))
+            .collect();
+        let asked = in_order(calls, self.drain_concurrency).await;
+        let mut reports = vec![BTreeMap::new(); versions.len()];
+        for (n, id, report) in asked {
+            reports[n].insert(id, report?);
+        }
+        let versions = versions
+            .into_iter()
+            .zip(reports)
+            .map(|(state, reports)| ObservedVersion { state, reports })
+            .collect();
         Ok(Observed { app: app.clone(), at, versions, routing })
+    }
+
+    /// One instance's drain status; a refused secret is a configuration error (the observation stops),
+    /// anything else makes the instance unreachable for this snapshot.
+    /// `version` is the instance's index in the observation, handed back with the report.
+    async fn report(
+        &self,
+        version: usize,
+        instance: &crate::Instance,
+    ) -> (usize, InstanceId, Result<InstanceReport>) {
+        let report = match verified::status(self.drain.as_ref(), instance).await {
+            Ok(s) => Ok(InstanceReport::Status(s)),
+            Err(e @ Error::Unauthorized { .. }) => Err(e),
+            Err(e) => Ok(InstanceReport::Unreachable(e.to_string())),
+        };
+        (version, instance.id.clone(), report)
     }
 
     async fn run(&self, desired: Desired, goal: Goal) -> Result<Outcome> {
@@ -453,7 +486,7 @@ impl Executor {
         let Some(v) = observed.version(version) else { return Ok(()) };
         let pending: Vec<_> =
             v.live().filter(|i| !v.status(&i.id).is_some_and(|s| s.state.is_draining())).cloned().collect();
-        let report = drain_all(self.drain.as_ref(), &pending, deadline).await;
+        let report = drain_all_bounded(self.drain.as_ref(), &pending, deadline, self.drain_concurrency).await;
         for ack in &report.acks {
             match &ack.result {
                 Ok(status) => {
@@ -542,3 +575,7 @@ impl std::fmt::Debug for ExecutorBuilder {
         f.debug_struct("ExecutorBuilder").finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+#[path = "concurrency_tests.rs"]
+mod concurrency_tests;

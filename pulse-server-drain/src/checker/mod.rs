@@ -40,7 +40,8 @@ use std::time::Duration;
 use pulse_deploy_core::drain::wire::DEFAULT_HEALTH_PATH;
 use pulse_deploy_core::{Result, Secret};
 
-pub use report::{Check, Outcome, Report};
+pub use pulse_deploy_core::conformance::{CheckOutcome, CheckStatus, ConformanceReport};
+pub use report::SUITE;
 
 use run::Run;
 
@@ -120,7 +121,7 @@ impl CheckOptions {
 
 /// Runs every check against the server at `base_url` (`http://host:port`), one function per protocol rule
 /// in the order below. Errors only on a bad URL; a server that does not answer fails checks instead.
-pub async fn check(base_url: &str, secret: &Secret, options: &CheckOptions) -> Result<Report> {
+pub async fn check(base_url: &str, secret: &Secret, options: &CheckOptions) -> Result<ConformanceReport> {
     let mut run = Run::new(base_url, secret, options)?;
     rules::health_is_200_while_serving(&mut run).await;
     rules::missing_credentials_are_refused(&mut run).await;

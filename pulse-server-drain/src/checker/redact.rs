@@ -1,4 +1,4 @@
-//! The checker's one redaction choke point: every string a [`super::Report`] keeps (and so prints) passes
+//! The checker's one redaction choke point: every string a checker report keeps (and so prints) passes
 //! through [`Redactor::redact`], which replaces the drain secret (as sent, and JSON-escaped) and the
 //! credential of any `Bearer` value, so a server that echoes requests cannot make the report print the
 //! secret.
@@ -11,7 +11,7 @@ use std::fmt;
 pub(super) const REDACTED: &str = "<redacted>";
 
 /// Replaces secrets in report strings. Its `Debug` output never shows them.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Redactor {
     needles: Vec<String>,
 }
@@ -21,14 +21,6 @@ impl fmt::Debug for Redactor {
         write!(f, "Redactor({} values)", self.needles.len())
     }
 }
-
-impl PartialEq for Redactor {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for Redactor {}
 
 impl Redactor {
     /// A redactor for `secret`.

@@ -1,89 +1,56 @@
-//! The checker's [`Report`]: one [`Check`] per protocol rule, passed, failed or skipped, with what was seen.
+//! Recording the checker's results into the project's one report type,
+//! [`pulse_deploy_core::conformance::ConformanceReport`] (suite `drain-protocol`, subject the server's URL):
+//! one [`CheckOutcome`] per protocol rule, passed, failed or skipped, with what was seen, every string
+//! passed through the [`Redactor`] first.
 
-use std::fmt;
+use std::time::Instant;
+
+use pulse_deploy_core::conformance::{CheckOutcome, CheckStatus, ConformanceReport};
 
 use super::redact::Redactor;
 
-/// The outcome of one check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// The server behaved as the protocol says.
-    Passed,
-    /// It did not.
-    Failed,
-    /// Not checked (an option turned it off, or an earlier step gave nothing to check against).
-    Skipped,
+/// The suite name of the checker's reports.
+pub const SUITE: &str = "drain-protocol";
+
+/// Writes a [`ConformanceReport`], redacting every name and observation, timing each check from the end
+/// of the previous one.
+#[derive(Debug)]
+pub(crate) struct Recorder {
+    report: ConformanceReport,
+    redactor: Redactor,
+    since: Instant,
 }
 
-/// One check: what the protocol requires and what the server answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Check {
-    /// What was checked, e.g. `drain refuses a wrong secret`.
-    pub name: String,
-    /// Passed, failed or skipped.
-    pub outcome: Outcome,
-    /// What was seen (status, relevant headers, body excerpt) or why it was skipped. Never the secret.
-    pub saw: String,
-}
+impl Recorder {
+    /// An empty report on `target` (already redacted by the caller).
+    pub(crate) fn new(target: String, redactor: Redactor) -> Self {
+        Recorder { report: ConformanceReport::new(SUITE, target), redactor, since: Instant::now() }
+    }
 
-/// Every check of one run, in order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Report {
-    /// The server checked.
-    pub target: String,
-    /// The checks, in the order they ran.
-    pub checks: Vec<Check>,
-    /// Applied to every name and `saw` recorded (see [`Redactor`]).
-    pub(crate) redactor: Redactor,
-}
-
-impl Report {
+    /// Records a pass or a failure with what was seen; returns `passed`.
     pub(crate) fn record(&mut self, name: &str, passed: bool, saw: impl Into<String>) -> bool {
-        let outcome = if passed { Outcome::Passed } else { Outcome::Failed };
-        let (name, saw) = (self.redactor.redact(name), self.redactor.redact(&saw.into()));
-        self.checks.push(Check { name, outcome, saw });
+        let saw = self.redactor.redact(&saw.into());
+        let (status, saw) =
+            if passed { (CheckStatus::Passed, saw) } else { (CheckStatus::Failed(saw), String::new()) };
+        self.push(name, status, saw);
         passed
     }
 
+    /// Records a check that was not made, and why.
     pub(crate) fn skip(&mut self, name: &str, why: impl Into<String>) {
-        let (name, saw) = (self.redactor.redact(name), self.redactor.redact(&why.into()));
-        self.checks.push(Check { name, outcome: Outcome::Skipped, saw });
+        let why = self.redactor.redact(&why.into());
+        self.push(name, CheckStatus::Skipped(why), String::new());
     }
 
-    /// Whether no check failed.
-    pub fn passed(&self) -> bool {
-        !self.checks.iter().any(|c| c.outcome == Outcome::Failed)
+    fn push(&mut self, name: &str, status: CheckStatus, saw: String) {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.since);
+        self.since = now;
+        self.report.push(CheckOutcome { name: self.redactor.redact(name).into(), status, saw, elapsed });
     }
 
-    /// The failed checks.
-    pub fn failures(&self) -> impl Iterator<Item = &Check> {
-        self.checks.iter().filter(|c| c.outcome == Outcome::Failed)
-    }
-
-    /// The check named `name`, if it ran.
-    pub fn check(&self, name: &str) -> Option<&Check> {
-        self.checks.iter().find(|c| c.name == name)
-    }
-}
-
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "drain protocol conformance of {}", self.target)?;
-        for c in &self.checks {
-            let mark = match c.outcome {
-                Outcome::Passed => "PASS",
-                Outcome::Failed => "FAIL",
-                Outcome::Skipped => "SKIP",
-            };
-            writeln!(f, "  [{mark}] {}\n         saw: {}", c.name, c.saw)?;
-        }
-        let count = |o| self.checks.iter().filter(|c| c.outcome == o).count();
-        write!(
-            f,
-            "summary of checks: passed {}, failed {}, skipped {}",
-            count(Outcome::Passed),
-            count(Outcome::Failed),
-            count(Outcome::Skipped)
-        )
+    /// The finished report.
+    pub(crate) fn finish(self) -> ConformanceReport {
+        self.report
     }
 }

@@ -4,12 +4,13 @@
 
 use std::time::{Duration, SystemTime};
 
+use pulse_deploy_core::conformance::ConformanceReport;
 use pulse_deploy_core::drain::wire::InstanceStatus;
 use pulse_deploy_core::{Error, Result, Secret};
 
 use super::client::{Answer, Http, Socket};
 use super::redact::Redactor;
-use super::report::Report;
+use super::report::Recorder;
 use super::socketio::Connection;
 use super::CheckOptions;
 
@@ -37,7 +38,7 @@ impl Held {
 pub(crate) struct Run<'a> {
     pub(crate) http: Http,
     pub(crate) options: &'a CheckOptions,
-    pub(crate) report: Report,
+    pub(crate) report: Recorder,
     secret: &'a Secret,
     /// The instance id the status reported while serving.
     pub(crate) instance_id: Option<String>,
@@ -74,7 +75,7 @@ impl<'a> Run<'a> {
         Ok(Run {
             http: Http::new(base_url, options.request_timeout),
             options,
-            report: Report { target, checks: vec![], redactor },
+            report: Recorder::new(target, redactor),
             secret,
             instance_id: None,
             version: options.expect_version.clone(),
@@ -120,11 +121,11 @@ impl<'a> Run<'a> {
     }
 
     /// Closes what is still held and returns the report.
-    pub(crate) async fn finish(mut self) -> Report {
+    pub(crate) async fn finish(mut self) -> ConformanceReport {
         if let Some(h) = self.held.take() {
             h.close().await;
         }
-        self.report
+        self.report.finish()
     }
 }
 
