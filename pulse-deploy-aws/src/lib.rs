@@ -25,19 +25,25 @@
 //! ```
 //!
 //! Tested against the moto emulator (`tests/`), which runs no containers, routes no traffic and
-//! health-checks nothing. The fixture's stand-ins, all outside this crate's code:
+//! health-checks nothing; the engine's rollouts run there with `pulse-demo-app` processes as the tasks.
+//! The fixture's stand-ins, all outside this crate's code (`docs/aws.md` has the full table):
 //! - ECS's service scheduler: a test loop starts a service's tasks with `RunTask` (group
-//!   `service:NAME`) up to `desiredCount`, stops extra ones, and replaces a task stopped from outside;
+//!   `service:NAME`) up to `desiredCount`, stops extra ones (SIGTERM first), and replaces stopped ones;
 //! - task lifecycle: moto's automatic task state changes are off; tasks are RUNNING from `RunTask` and
 //!   STOPPED from `StopTask`;
-//! - router upstreams: in-process HTTP responders on distinct loopback addresses; no request goes
-//!   through moto's load balancers and every target reads healthy, so the router checks that send
-//!   requests or fail a health check are skipped there;
-//! - the shared infrastructure (VPC, subnets, security group, cluster, a load balancer per app with its
-//!   listener and admin-blocking rule) is created by the fixture, as the Terraform module does on AWS.
+//! - task addresses and target health: moto runs through a launcher that gives a task's ENI the next
+//!   free address of its subnet (the fixture's subnets are in `127.0.0.0/8`) and makes
+//!   `DescribeTargetHealth` run a real HTTP health check of each `ip` target;
+//! - the container: a demo-app process bound to the task's address, with the container definition's
+//!   environment, its secrets from Secrets Manager and a task metadata endpoint (the task ARN); a
+//!   process that exits stops its task;
+//! - router upstreams of the conformance suite: in-process HTTP responders on loopback addresses; no
+//!   request goes through moto's load balancers, so the router checks that send requests are skipped;
+//! - the shared infrastructure (VPC, subnets, security group, drain secret, cluster, a load balancer per
+//!   app with its listener and admin-blocking rule) is created by the fixture, as the Terraform module
+//!   does on AWS.
 //!
-//! Not yet: rollouts with the engine against the emulator, the controller inside the VPC, a listener
-//! shared by several apps.
+//! Not yet: the controller inside the VPC, a listener shared by several apps.
 
 pub mod alb;
 pub mod client;

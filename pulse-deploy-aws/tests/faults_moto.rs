@@ -5,18 +5,10 @@
 
 mod moto_support;
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_smithy_runtime_api::client::http::{
-    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
-    SharedHttpConnector,
-};
-use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::body::SdkBody;
+use moto_support::counting::ApiCalls;
 use moto_support::harness::{unique_app, EcsHarness};
 use moto_support::infra;
 use moto_support::scheduler::NoProcesses;
@@ -24,88 +16,11 @@ use moto_support::Emulator;
 use pulse_deploy_core::conformance::OrchestratorHarness;
 use pulse_deploy_core::{Orchestrator, TrafficRouter, VersionId, VersionRoute, Weights};
 
-/// Counts calls per operation and answers every `every`-th call itself with an error.
-#[derive(Debug, Default)]
-struct Faults {
-    every: u32,
-    seen: AtomicU32,
-    injected: AtomicU32,
-    calls: Mutex<BTreeMap<String, u32>>,
-}
-
-#[derive(Debug, Clone)]
-struct FaultyClient {
-    inner: SharedHttpClient,
-    faults: Arc<Faults>,
-}
-
-#[derive(Debug)]
-struct FaultyConnector {
-    inner: SharedHttpConnector,
-    faults: Arc<Faults>,
-}
-
-impl HttpClient for FaultyClient {
-    fn http_connector(
-        &self,
-        settings: &HttpConnectorSettings,
-        components: &RuntimeComponents,
-    ) -> SharedHttpConnector {
-        SharedHttpConnector::new(FaultyConnector {
-            inner: self.inner.http_connector(settings, components),
-            faults: self.faults.clone(),
-        })
-    }
-}
-
-/// The operation of a request: `X-Amz-Target` (JSON protocols such as ECS) or `Action=` (query
-/// protocols such as ELBv2).
-fn operation(request: &HttpRequest) -> (String, bool) {
-    if let Some(target) = request.headers().get("x-amz-target") {
-        return (target.rsplit('.').next().unwrap_or(target).to_owned(), true);
-    }
-    let body = request.body().bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
-    let action = body.split('&').find_map(|kv| kv.strip_prefix("Action=")).unwrap_or("unknown").to_owned();
-    (action, false)
-}
-
-fn injected_error(json: bool, nth: u32) -> HttpResponse {
-    let (status, body, content_type) = match (json, nth % 2) {
-        (_, 1) => (503, String::new(), "text/plain"),
-        (true, _) => (400, r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.to_owned(), "application/x-amz-json-1.1"),
-        (false, _) => (
-            400,
-            "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>0</RequestId></ErrorResponse>".to_owned(),
-            "text/xml",
-        ),
-    };
-    let mut response = HttpResponse::new(status.try_into().expect("status"), SdkBody::from(body));
-    response.headers_mut().insert("content-type", content_type);
-    response
-}
-
-impl HttpConnector for FaultyConnector {
-    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let (op, json) = operation(&request);
-        *self.faults.calls.lock().unwrap().entry(op).or_default() += 1;
-        let n = self.faults.seen.fetch_add(1, Ordering::SeqCst) + 1;
-        if n % self.faults.every == 0 {
-            let nth = self.faults.injected.fetch_add(1, Ordering::SeqCst);
-            return HttpConnectorFuture::ready(Ok(injected_error(json, nth)));
-        }
-        self.inner.call(request)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn providers_converge_under_injected_throttling_and_5xx() {
     let Some(emulator) = Emulator::start(Arc::new(NoProcesses)).await else { return };
-    let faults = Arc::new(Faults { every: 3, ..Faults::default() });
-    let http = SharedHttpClient::new(FaultyClient {
-        inner: pulse_deploy_aws::client::default_http_client(),
-        faults: faults.clone(),
-    });
-    let aws = emulator.aws_through(http);
+    let faults = ApiCalls::faulty(3);
+    let aws = emulator.aws_through(faults.client());
     let orchestrator = pulse_deploy_aws::EcsOrchestrator::new(&aws, emulator.ecs_config());
     let router = emulator.router_on(&aws);
     let harness = EcsHarness { emulator: &emulator };
@@ -133,10 +48,10 @@ async fn providers_converge_under_injected_throttling_and_5xx() {
     let routing = router.routing(&app).await.expect("routing");
     assert_eq!(routing.weights, Weights::all_to(release.version.clone()));
     assert_eq!(routing.versions[&release.version].targets.len(), 2);
-    let before_idle = faults.seen.load(Ordering::SeqCst);
+    let before_idle = faults.total();
     router.routing(&app).await.expect("routing");
     orchestrator.versions(&app).await.expect("versions");
-    let idle_pass = faults.seen.load(Ordering::SeqCst) - before_idle;
+    let idle_pass = faults.total() - before_idle;
 
     router.set_weights(&app, &Weights::default()).await.expect("weights emptied");
     router.detach(&app, &release.version).await.expect("detach converges");
@@ -152,15 +67,15 @@ async fn providers_converge_under_injected_throttling_and_5xx() {
     assert!(router.routing(&app).await.expect("routing").versions.is_empty());
     infra::delete_app_load_balancer(&emulator.aws.elbv2(), &app).await;
 
-    let injected = faults.injected.load(Ordering::SeqCst);
+    let injected = faults.injected();
     assert!(injected >= 5, "the layer injected only {injected} faults");
     println!(
         "AWS API calls for one version (deploy, attach, shift, detach, retire with polling): {} calls, {injected} \
          answered with throttling/503 by the fault layer; one idle observation (routing + versions, 1 version, \
          2 tasks): {idle_pass} calls",
-        faults.seen.load(Ordering::SeqCst)
+        faults.total()
     );
-    for (op, n) in faults.calls.lock().unwrap().iter() {
+    for (op, n) in faults.per_operation().iter() {
         println!("  {op}: {n}");
     }
 }

@@ -24,7 +24,7 @@ pub const TEMPLATE: &str = r#"# pulse-deploy configuration. Every key below is o
 # Where versions run: "local" (Docker + Envoy on this machine) or "aws" (ECS + ALB).
 provider = "local"
 
-# The app's name: lowercase letters, digits and '-', at most 32 characters.
+# The app's name: 1 to 16 of a-z, 0-9 and '-', starting and ending with a letter or digit.
 app = "{app}"
 # The image every new version runs unless `pulse-deploy deploy VERSION --image ...` says otherwise.
 image = "{image}"
@@ -339,6 +339,11 @@ impl Config {
             at(span, key, core_message(e))
         })?;
         Ok(config)
+    }
+
+    /// The app's health path (`health_path`).
+    pub fn health_path(&self) -> &str {
+        &self.template.health_path
     }
 
     /// The release of `version` (with `image`, or the configured one).

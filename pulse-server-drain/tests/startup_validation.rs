@@ -1,6 +1,6 @@
 //! The real `pulse-demo-app` binary refuses a bad setting at start, before it listens: exit 2 with a
 //! message naming the setting, never a panic. Covers the health path (an app route, malformed) and an
-//! instance id taken from the host name.
+//! instance id taken from the host name, and the bind address.
 
 mod common;
 
@@ -64,4 +64,40 @@ async fn an_instance_id_from_the_host_name_is_validated() {
     }
     let (code, err) = start_with(&[("PULSE_INSTANCE_ID", "bad\tid")]).await;
     assert_refused(code, &err, "PULSE_INSTANCE_ID", "a tab in PULSE_INSTANCE_ID");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bind_address_that_is_not_an_ip_address_is_refused() {
+    for bad in ["localhost", "127.0.0.1:8000", "300.1.1.1", "0.0.0.0/0"] {
+        let (code, err) = start_with(&[("PULSE_BIND_ADDRESS", bad)]).await;
+        assert_refused(code, &err, "PULSE_BIND_ADDRESS", bad);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bind_address_is_the_one_listened_on() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pulse-demo-app"))
+        .env_remove("ECS_CONTAINER_METADATA_URI_V4")
+        .env("PORT", "0")
+        .env("PULSE_BIND_ADDRESS", "127.0.0.7")
+        .env("PULSE_VERSION", "v1")
+        .env("PULSE_DRAIN_SECRET", SECRET)
+        .env("PULSE_INSTANCE_ID", "bind-test")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run pulse-demo-app");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let line = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("the demo printed its address within 20 s")
+        .expect("stdout")
+        .expect("a line");
+    let addr = line.strip_prefix("pulse-demo-app listening on ").expect("the listening line");
+    assert!(addr.starts_with("127.0.0.7:"), "{line}");
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("it accepts on the bind address");
+    drop(stream);
+    child.start_kill().expect("kill");
+    let _ = child.wait().await;
 }

@@ -3,12 +3,15 @@
 //!
 //! - [`session`]: a simulated user of the demo app (page load, WebSocket, every answer checked);
 //! - [`load`]: a steady HTTP load through the router;
-//! - [`e2e`]: the scenario itself; [`report`] and [`timeline`]: what it writes;
+//! - [`e2e`]: the scenario itself; [`report`]: what it writes (and `timeline.svg`, drawn by
+//!   `pulse_deploy::timeline`);
 //! - [`socketio`], [`pulse_tab`], [`pulse_session`]: a Socket.IO client, a tab of the example Pulse app
 //!   through a page-tier stand-in (prerender, cookies, reloads), and a live session of it for the e2e;
 //! - [`python_image`]: the Python base and venv images (debootstrap, no registry, cached by content);
+//! - [`cli`]: the CLI tests' rig (`tests/cli_*.rs`): the real `pulse-deploy` binary in a directory of its own;
 //! - [`faults`]: helpers of the fault tests (`tests/faults_*.rs`) and the `pulse-deployer` binary they kill.
 
+pub mod cli;
 pub mod e2e;
 pub mod faults;
 pub mod http;
@@ -19,7 +22,6 @@ pub mod python_image;
 pub mod report;
 pub mod session;
 pub mod socketio;
-pub mod timeline;
 
 /// The workspace root: `$PULSE_WORKSPACE` (set by xtask), else the parent of this crate.
 pub fn workspace_root() -> std::path::PathBuf {

@@ -1,6 +1,7 @@
 //! The shared infrastructure the Terraform module creates on AWS, created on the emulator for tests: a
-//! VPC (with DNS hostnames, which moto needs for `awsvpc` tasks), two subnets, a security group, the ECS
-//! cluster, and per app a load balancer `pulse-{app}` with an HTTP listener whose default action is a
+//! VPC (with DNS hostnames, which moto needs for `awsvpc` tasks) in `127.N.0.0/16`, so that the
+//! addresses tasks get from its two subnets are loopback addresses a demo-app process can listen on, a
+//! security group, the drain secret in Secrets Manager, the ECS cluster, and per app a load balancer `pulse-{app}` with an HTTP listener whose default action is a
 //! fixed 404 and the rule that blocks `/_pulse/admin/*`.
 
 use aws_sdk_elasticloadbalancingv2::types::{
@@ -25,12 +26,17 @@ pub(crate) struct Network {
     pub security_group: String,
 }
 
-/// Creates the VPC, subnets and security group.
-pub(crate) fn network(moto: &MotoServer) -> Network {
-    let vpc_id = xml_value(&moto.ec2(&[("Action", "CreateVpc"), ("CidrBlock", "10.0.0.0/16")]), "vpcId");
+/// Creates the VPC `127.{octet}.0.0/16`, two `/20` subnets and the security group. Tasks get addresses
+/// `127.{octet}.0.4` and up (the launcher assigns them from the subnet, as AWS does); `octet` differs per
+/// emulator so that concurrent test processes never share a task address.
+pub(crate) fn network(moto: &MotoServer, octet: u8) -> Network {
+    let vpc_cidr = format!("127.{octet}.0.0/16");
+    let vpc_id = xml_value(&moto.ec2(&[("Action", "CreateVpc"), ("CidrBlock", &vpc_cidr)]), "vpcId");
     moto.ec2(&[("Action", "ModifyVpcAttribute"), ("VpcId", &vpc_id), ("EnableDnsHostnames.Value", "true")]);
-    let subnets = [("10.0.1.0/24", "us-east-1a"), ("10.0.2.0/24", "us-east-1b")]
+    let cidrs = [format!("127.{octet}.0.0/20"), format!("127.{octet}.16.0/20")];
+    let subnets = cidrs
         .iter()
+        .zip(["us-east-1a", "us-east-1b"])
         .map(|(cidr, az)| {
             xml_value(
                 &moto.ec2(&[
@@ -123,4 +129,17 @@ pub(crate) async fn delete_app_load_balancer(elbv2: &aws_sdk_elasticloadbalancin
             }
         }
     }
+}
+
+/// Creates the drain secret in Secrets Manager (as the Terraform module does) and returns its ARN.
+pub(crate) async fn drain_secret(sm: &aws_sdk_secretsmanager::Client, value: &str) -> String {
+    sm.create_secret()
+        .name("pulse-tests/drain-secret")
+        .secret_string(value)
+        .send()
+        .await
+        .expect("CreateSecret")
+        .arn()
+        .expect("secret arn")
+        .to_owned()
 }

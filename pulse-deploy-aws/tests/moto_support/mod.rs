@@ -2,18 +2,25 @@
 //! infrastructure created on it, and honest stand-ins for what moto does not do (listed in the crate
 //! docs and `docs/aws.md`):
 //! - ECS's service scheduler ([`scheduler`]): moto never starts a service's tasks;
+//! - what runs inside a task ([`demo_tasks`]): `pulse-demo-app` processes on the tasks' addresses;
+//! - two behaviours of AWS that moto lacks are added by the launcher `moto_like_aws.py` (see
+//!   [`server`]): a task's address comes from its subnet (in `127.0.0.0/8` here, see [`infra`]), and
+//!   target health comes from a real HTTP health check of the target;
 //! - task lifecycle: moto's automatic task state changes are switched off, tasks change state only
 //!   when the stand-in starts or stops them;
-//! - the load balancer's data plane: moto routes no traffic and health-checks nothing (its targets are
-//!   always healthy), so router checks that send requests or fail a health check are skipped here.
+//! - the load balancer's data plane: moto routes no traffic, so router checks that send requests are
+//!   skipped here, and tests reach tasks at their own addresses.
 //!
 //! The providers are the product's own, configured only with an endpoint override and static dummy
 //! credentials; nothing in them knows it talks to an emulator.
 
 #![allow(dead_code)]
 
+pub(crate) mod counting;
+pub(crate) mod demo_tasks;
 pub(crate) mod harness;
 pub(crate) mod infra;
+pub(crate) mod rollouts;
 pub(crate) mod scheduler;
 pub(crate) mod server;
 
@@ -22,6 +29,7 @@ use std::time::Duration;
 
 use pulse_deploy_aws::retry::RetryPolicy;
 use pulse_deploy_aws::{AlbConfig, AlbRouter, AwsConfig, EcsConfig, EcsOrchestrator};
+use pulse_deploy_core::Secret;
 
 use infra::Network;
 use scheduler::{DataPlane, SchedulerStandIn};
@@ -38,6 +46,10 @@ pub(crate) struct Emulator {
     pub network: Network,
     /// The stand-in for ECS's scheduler.
     pub scheduler: SchedulerStandIn,
+    /// The drain secret (also in the emulator's Secrets Manager, which the tasks read it from).
+    pub drain_secret: Secret,
+    /// Its ARN.
+    pub drain_secret_arn: String,
     /// moto itself.
     pub moto: MotoServer,
 }
@@ -57,6 +69,24 @@ pub(crate) fn test_retry() -> RetryPolicy {
     }
 }
 
+/// The second octet of an emulator's VPC `127.N.0.0/16`: different for every emulator of this process
+/// and, very likely, of concurrent test processes (never 0: the router harness's upstreams use
+/// `127.0.x.y`).
+fn vpc_octet() -> u8 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let mut seed = [0u8; 1];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed).expect("random");
+    (10 + (u32::from(seed[0]) + n * 37) % 240) as u8
+}
+
+/// `bytes` random bytes as lowercase hex.
+pub(crate) fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut buf).expect("random");
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl Emulator {
     /// Starts moto and creates the shared infrastructure.
     /// `None` when moto is not installed outside CI (the test then skips, saying why).
@@ -68,10 +98,13 @@ impl Emulator {
             .static_credentials("testing", "testing")
             .build()
             .expect("emulator config");
-        let network = infra::network(&moto);
+        let network = infra::network(&moto, vpc_octet());
+        let drain_secret = Secret::new("drain secret", random_hex(16)).expect("a valid secret");
+        let drain_secret_arn = infra::drain_secret(&aws.secrets_manager(), drain_secret.expose()).await;
         aws.ecs().create_cluster().cluster_name(CLUSTER).send().await.expect("CreateCluster");
+        plane.connect(&aws);
         let scheduler = SchedulerStandIn::start(aws.ecs(), CLUSTER.into(), plane);
-        Some(Emulator { aws, network, scheduler, moto })
+        Some(Emulator { aws, network, scheduler, drain_secret, drain_secret_arn, moto })
     }
 
     /// The ECS configuration of the tests' versions.
@@ -80,7 +113,7 @@ impl Emulator {
             .subnets(self.network.subnets.clone())
             .security_groups(vec![self.network.security_group.clone()])
             .execution_role_arn("arn:aws:iam::123456789012:role/pulse-tests-execution")
-            .drain_secret_arn("arn:aws:secretsmanager:us-east-1:123456789012:secret:pulse-tests/drain-secret")
+            .drain_secret_arn(&self.drain_secret_arn)
             .retry(test_retry())
             .build()
             .expect("ecs config")

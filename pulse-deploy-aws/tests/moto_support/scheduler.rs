@@ -12,11 +12,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{DesiredStatus, LaunchType, Service, ServiceField, Task};
+use futures::future::join_all;
+use pulse_deploy_aws::AwsConfig;
 use tokio::task::JoinHandle;
 
 /// What runs inside the emulator's tasks.
 #[async_trait]
 pub(crate) trait DataPlane: Send + Sync + 'static {
+    /// The emulator is up: the AWS clients the data plane may call.
+    fn connect(&self, _aws: &AwsConfig) {}
     /// A task was started: start what it runs.
     async fn started(&self, task: &Task);
     /// A task is being stopped (SIGTERM): return once what it runs has exited.
@@ -122,14 +126,18 @@ async fn reconcile(ecs: &aws_sdk_ecs::Client, cluster: &str, plane: &dyn DataPla
         } else if mine.len() > desired {
             mine.sort_by_key(|t| std::cmp::Reverse(t.created_at().map(|c| c.as_nanos())));
             let extra = mine.len() - desired;
-            for task in mine.into_iter().take(extra) {
+            // ECS stops the extra tasks together: SIGTERM to each, STOPPED once its process has exited.
+            let stops = mine.into_iter().take(extra).map(|task| async move {
                 plane.stopping(task).await;
                 ecs.stop_task()
                     .cluster(cluster)
                     .task(task.task_arn().unwrap_or_default())
                     .reason("Scaling activity initiated by (deployment ecs-svc/stand-in)")
                     .send()
-                    .await?;
+                    .await
+            });
+            for stopped in join_all(stops).await {
+                stopped?;
             }
         }
     }

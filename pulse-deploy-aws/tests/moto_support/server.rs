@@ -1,5 +1,7 @@
-//! `moto_server` from the pinned virtualenv on a random loopback port, polled until it answers and
-//! killed on drop. With `CI=true` a missing `moto_server` fails loudly; elsewhere the tests skip.
+//! moto from the pinned virtualenv on a random loopback port, polled until it answers and killed on drop.
+//! It runs through `moto_like_aws.py` (moto's server with two AWS behaviours moto lacks: task addresses
+//! from the subnet, target health from a real health check), with the interpreter of `moto_server`.
+//! With `CI=true` a missing `moto_server` fails loudly; elsewhere the tests skip.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -23,6 +25,26 @@ pub(crate) fn moto_bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server"))
 }
 
+/// The fixture's launcher of moto's server (see its docstring).
+pub(crate) fn launcher() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/moto_support/moto_like_aws.py")
+}
+
+/// The Python interpreter of a `moto_server` console script: its `#!` line.
+fn interpreter(bin: &std::path::Path) -> PathBuf {
+    let text = std::fs::read(bin).unwrap_or_else(|e| panic!("reading {}: {e}", bin.display()));
+    let first = text.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(first);
+    let python = line.strip_prefix("#!").map(str::trim).filter(|p| !p.is_empty() && !p.contains(' '));
+    PathBuf::from(python.unwrap_or_else(|| {
+        panic!(
+            "{} does not start with `#!/path/to/python`: point PULSE_MOTO_BIN at the moto_server script that \
+             pip installed",
+            bin.display()
+        )
+    }))
+}
+
 impl MotoServer {
     /// Starts moto, or returns `None` (with the reason printed) when it is not installed outside CI.
     pub(crate) fn start() -> Option<MotoServer> {
@@ -35,13 +57,15 @@ impl MotoServer {
             eprintln!("SKIPPED: {msg}");
             return None;
         }
-        let mut child = Command::new(&bin)
+        let python = interpreter(&bin);
+        let mut child = Command::new(&python)
+            .arg(launcher())
             .args(["-H", "127.0.0.1", "-p", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+            .unwrap_or_else(|e| panic!("starting {} {}: {e}", python.display(), launcher().display()));
         let stderr = child.stderr.take().expect("piped stderr");
         let (tx, rx) = std::sync::mpsc::channel();
         let log = std::env::var_os("PULSE_MOTO_LOG").is_some();

@@ -118,3 +118,30 @@ async fn an_executor_stopped_mid_rollout_returns_stopped_and_a_new_run_resumes()
     assert!(!resumed.actions.iter().any(|a| a.starts_with("deploy")), "resumed, not redeployed: {resumed:?}");
     assert_eq!(executor(&cluster).status(&app()).await.unwrap().versions[0].weight, 100);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_controller_follows_versions_deployed_by_another_process() {
+    // The one-writer hand-off: `deploy` elsewhere only creates the version through the orchestrator; the
+    // controller (no target of its own) takes it as the target, shifts to it, drains and reaps the old one.
+    let cluster = InMemoryCluster::new();
+    let controller = Controller::start(executor(&cluster), app(), Duration::from_millis(100));
+    let outside = cluster.orchestrator();
+    outside.deploy(&release("v1")).await.unwrap();
+    controller.wait_for("v1 adopted", WAIT, |p| p.settled && p.target == Some(v("v1"))).await.unwrap();
+    let session = cluster.open_session(&app(), None).unwrap();
+
+    // Created at the same (virtual) instant as v1: the orchestrator's order decides which is newer.
+    outside.deploy(&release("v2")).await.unwrap();
+    controller
+        .wait_for("v2 shifted, v1 draining", WAIT, |p| {
+            p.shifted && p.target == Some(v("v2")) && p.phases.get(&v("v1")) == Some(&VersionPhase::Draining)
+        })
+        .await
+        .unwrap();
+    assert!(controller.desired().target.is_none(), "the controller was never given a release");
+    assert!(cluster.close_session(session));
+    controller.wait_for("v1 reaped", WAIT, |p| p.settled && !p.phases.contains_key(&v("v1"))).await.unwrap();
+    assert_eq!(cluster.versions_running(&app()), vec![v("v2")]);
+    assert_eq!(controller.errors(), 0, "{:?}", controller.last_error());
+    controller.stop().await;
+}

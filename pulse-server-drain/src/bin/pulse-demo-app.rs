@@ -1,14 +1,14 @@
 //! `pulse-demo-app`: the demo app the end-to-end flow deploys. Configured by environment (see
 //! `docs/drain-protocol.md`, "Demo app"): `PULSE_APP`, `PULSE_VERSION`, `PULSE_INSTANCE_ID`,
-//! `PULSE_DRAIN_SECRET` / `PULSE_DRAIN_SECRET_FILE`, `PORT` (default 8000, on 0.0.0.0),
-//! `PULSE_SESSION_GRACE_SECS`, `PULSE_DRAIN_DEADLINE_SECS`, `PULSE_SHUTDOWN_TIMEOUT_SECS`, `PULSE_LOG`.
+//! `PULSE_DRAIN_SECRET` / `PULSE_DRAIN_SECRET_FILE`, `PORT` (default 8000), `PULSE_BIND_ADDRESS` (default
+//! 0.0.0.0, every interface), `PULSE_SESSION_GRACE_SECS`, `PULSE_DRAIN_DEADLINE_SECS`, `PULSE_SHUTDOWN_TIMEOUT_SECS`, `PULSE_LOG`.
 //!
 //! Prints `pulse-demo-app listening on <addr>` on stdout once it accepts connections. Exits 0 after a
 //! graceful shutdown, 1 if the shutdown deadline cut something, 2 on a configuration error, 130 on a
 //! second signal.
 
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
 use pulse_deploy_core::{Error, Result};
@@ -25,16 +25,36 @@ fn port() -> Result<u16> {
     }
 }
 
+/// The address to listen on: `PULSE_BIND_ADDRESS` (an IPv4 or IPv6 address), default every interface.
+fn bind_address() -> Result<IpAddr> {
+    match std::env::var("PULSE_BIND_ADDRESS").ok().filter(|s| !s.trim().is_empty()) {
+        None => Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        Some(a) => a.trim().parse().map_err(|_| {
+            Error::invalid(
+                "PULSE_BIND_ADDRESS",
+                format!(
+                    "`{}` is not an IP address; set e.g. PULSE_BIND_ADDRESS=127.0.0.1, or leave it unset to \
+                     listen on every interface (0.0.0.0)",
+                    a.escape_debug()
+                ),
+            )
+        }),
+    }
+}
+
 async fn run() -> Result<ShutdownReport> {
     let config = DrainConfigBuilder::from_env()?.app_routes(demo::ROUTES).build()?;
     let demo_config = DemoConfig::from_env()?;
     let port = port()?;
+    let ip = bind_address()?;
     let state = DrainState::start(config).await?;
     let app = demo::app(state.clone(), demo_config);
-    let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+    let addr = SocketAddr::from((ip, port));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| Error::Unavailable {
-        what: format!("port {port}"),
-        message: format!("cannot listen: {e}; set PORT to a free port"),
+        what: format!("{addr}"),
+        message: format!(
+            "cannot listen: {e}; set PORT to a free port and PULSE_BIND_ADDRESS to an address of this host"
+        ),
     })?;
     let local = listener
         .local_addr()

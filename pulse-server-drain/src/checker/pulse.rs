@@ -86,26 +86,7 @@ pub(crate) async fn connect_attaches_to_the_render(run: &mut Run<'_>) {
         run.report.skip(name, "no Socket.IO path, or the prerender named no render");
         return;
     };
-    let url = socketio_url(run, &path);
-    let outcome = socketio::connect(
-        &url,
-        run.cookie.as_deref(),
-        &json!({"render_id": rid}),
-        run.options.request_timeout,
-    )
-    .await;
-    match outcome {
-        Ok(Connected::Accepted(c, saw)) => {
-            run.held = Some(Held::SocketIo(c));
-            run.report.record(name, true, saw);
-        }
-        Ok(Connected::Refused(_, saw)) => {
-            run.report.record(name, false, saw);
-        }
-        Err(e) => {
-            run.report.record(name, false, e);
-        }
-    }
+    connect_and_hold(run, name, &path, &rid).await;
 }
 
 /// While draining, a prerender naming no live render (with the version's cookie) gets `303` to the
@@ -201,7 +182,25 @@ pub(crate) async fn existing_render_is_served(run: &mut Run<'_>) {
         return;
     };
     held.close().await;
-    let url = socketio_url(run, &path);
+    connect_and_hold(run, name, &path, &rid).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_id_is_found_where_pulse_puts_it() {
+        let answer = json!([{"views": {}}, {"directives": {"socketio": {"auth": {"render_id": "r-42"}}}}]);
+        assert_eq!(render_id(&answer).as_deref(), Some("r-42"));
+        assert_eq!(render_id(&json!({"directives": {}})), None);
+    }
+}
+
+/// Rule `name`: a Socket.IO CONNECT at `path` carrying render `rid` is accepted (`40`); the accepted
+/// connection is held open in `run`.
+async fn connect_and_hold(run: &mut Run<'_>, name: &str, path: &str, rid: &str) {
+    let url = socketio_url(run, path);
     let outcome = socketio::connect(
         &url,
         run.cookie.as_deref(),
@@ -220,17 +219,5 @@ pub(crate) async fn existing_render_is_served(run: &mut Run<'_>) {
         Err(e) => {
             run.report.record(name, false, e);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn render_id_is_found_where_pulse_puts_it() {
-        let answer = json!([{"views": {}}, {"directives": {"socketio": {"auth": {"render_id": "r-42"}}}}]);
-        assert_eq!(render_id(&answer).as_deref(), Some("r-42"));
-        assert_eq!(render_id(&json!({"directives": {}})), None);
     }
 }

@@ -87,7 +87,7 @@ impl Args {
 }
 
 /// What to run, validated before any provider is touched.
-struct Plan {
+struct Invocation {
     app: AppName,
     release: Option<Release>,
     goal: Goal,
@@ -97,7 +97,7 @@ struct Plan {
     policy: RolloutPolicy,
 }
 
-fn plan(mut args: Args) -> Result<Plan, String> {
+fn plan(mut args: Args) -> Result<Invocation, String> {
     let e = |e: pulse_deploy_core::Error| e.to_string();
     let app_name = args.required("app")?;
     let app = AppName::new(app_name.clone()).map_err(e)?;
@@ -152,7 +152,7 @@ fn plan(mut args: Args) -> Result<Plan, String> {
     if !args.env.is_empty() {
         return Err("--env is only for deploy".into());
     }
-    Ok(Plan { app, release, goal, state_dir, secret, health_check_interval, policy })
+    Ok(Invocation { app, release, goal, state_dir, secret, health_check_interval, policy })
 }
 
 /// Prints one line on stdout and flushes it, so a reader sees each action as it starts.
@@ -162,7 +162,7 @@ fn say(line: String) {
     let _ = out.flush();
 }
 
-async fn run(plan: Plan) -> Result<(), String> {
+async fn run(plan: Invocation) -> Result<(), String> {
     let e = |e: pulse_deploy_core::Error| e.to_string();
     let orchestrator = Arc::new(
         DockerOrchestrator::builder()

@@ -1,6 +1,7 @@
 //! Stage 5, drain and reap: every version other than the target that has no weight left gets the drain
 //! signal on each live instance; a drained one (no session left or past its deadline on every live
-//! instance) is detached, then retired. Never earlier.
+//! instance) is detached, then retired. Never earlier. A version deployed after the target that is not the
+//! target yet (a hand-off to a controller, see `target::infer`) is never drained.
 
 use super::phases::drain_progress;
 use super::{phase_of, Ctx, Plan};
@@ -17,6 +18,10 @@ pub(super) fn drain_and_reap(ctx: &Ctx<'_>, weights: &Weights, out: &mut Plan) {
         }
         if weights.get(id) > 0 {
             continue; // still the primary, sharing traffic with the target during a stepped shift
+        }
+        if super::target::pending_hand_off(ctx, v) {
+            out.waiting.push(format!("{id}: deployed after the target; waiting for its instances to answer"));
+            continue;
         }
         let drain = Action::Drain { version: id.clone(), deadline: v.state.release.drain_deadline };
         match phase_of(out, id) {

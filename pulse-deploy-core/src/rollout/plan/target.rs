@@ -6,19 +6,58 @@ use crate::rollout::observed::{Observed, ObservedVersion};
 use crate::rollout::Action;
 use crate::{Release, Target, VersionPhase, VersionRoute};
 
-/// Without an explicit target: the version with the most weight, else the newest one never signalled.
+/// Without an explicit target (a controller following the providers' state): the version with the most
+/// weight, unless a NEWER version was deployed since (by `deploy` from elsewhere, handing its release to
+/// the controller through the orchestrator): the newest version that is not retiring, not failed, never
+/// signalled, and has at least one instance that answered `serving` in this pass. The positive answer is
+/// required so that a version whose status calls fail (a drained one after a rollback, say) never takes
+/// new sessions back from the primary. Without a primary: the newest version never signalled, healthy or
+/// not (a version whose instances crashed is being replaced, and must not be drained for it).
 pub(super) fn infer(observed: &Observed, memory: &PlanMemory) -> Option<Release> {
     let usable = |v: &&ObservedVersion| {
-        !v.state.retiring && !memory.failed.contains(v.id()) && !super::weights::signalled(v)
+        !v.state.retiring
+            && !memory.failed.contains(v.id())
+            && !super::weights::signalled(v)
+            && !was_signalled(v, memory)
     };
-    if let Some(primary) = observed.routing.weights.primary() {
-        if let Some(v) = observed.version(primary).filter(usable) {
-            return Some(v.state.release.clone());
-        }
+    let primary = observed.routing.weights.primary().and_then(|p| observed.version(p)).filter(usable);
+    let newest = observed.versions.iter().rfind(usable);
+    let chosen = match (primary, newest) {
+        (Some(p), Some(n)) if newer(observed, n, p) && answered_serving(n) => n,
+        (Some(p), _) => p,
+        (None, n) => n?,
+    };
+    Some(chosen.state.release.clone())
+}
+
+/// Whether `a` was created after `b`: later in the orchestrator's order (oldest first), which also breaks
+/// ties between equal creation times (coarse clocks).
+fn newer(observed: &Observed, a: &ObservedVersion, b: &ObservedVersion) -> bool {
+    let position = |v: &ObservedVersion| observed.versions.iter().position(|o| o.id() == v.id());
+    position(a) > position(b)
+}
+
+/// At least one live instance answered `serving` in this pass.
+fn answered_serving(v: &ObservedVersion) -> bool {
+    v.live().any(|i| v.status(&i.id).is_some_and(|s| s.state == crate::drain::ServingState::Serving))
+}
+
+/// An instance of `v` answered draining earlier in this run (its status call may fail now).
+fn was_signalled(v: &ObservedVersion, memory: &PlanMemory) -> bool {
+    v.live().any(|i| memory.last_status.get(&i.id).is_some_and(|s| s.state.is_draining()))
+}
+
+/// Reconciling only: `v` was deployed after the target and never signalled, but has not answered
+/// `serving` yet, so it is not the target YET. It is a hand-off in progress, not an old version: it is
+/// left alone (never drained) until its instances answer.
+pub(super) fn pending_hand_off(ctx: &Ctx<'_>, v: &ObservedVersion) -> bool {
+    if ctx.explicit.is_some() || ctx.failed(v.id()) || v.state.retiring {
+        return false;
     }
-    // The primary is draining or gone: the newest version that was never signalled, healthy or not (a
-    // version whose instances crashed is being replaced, and must not be drained for it).
-    observed.versions.iter().rfind(usable).map(|v| v.state.release.clone())
+    let Some(target) = ctx.target_id().and_then(|t| ctx.observed.version(t)) else {
+        return false;
+    };
+    newer(ctx.observed, v, target) && !super::weights::signalled(v) && !was_signalled(v, ctx.memory)
 }
 
 /// The target's own actions. Returns whether the target exists and may get weight (`Some(false)` while it

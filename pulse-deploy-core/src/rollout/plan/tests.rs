@@ -483,3 +483,68 @@ fn targets_are_matched_to_instances_by_endpoint_not_by_the_routers_id() {
     let p = run(&deploy("v1"), &w);
     assert_eq!(p.actions, [Action::SetWeights(Weights::all_to(vid("v1")))], "healthy, and no re-attach");
 }
+
+fn reconcile() -> Desired {
+    Desired { app: AppName::new("shop").unwrap(), target: None }
+}
+
+#[test]
+fn reconciling_takes_a_version_deployed_after_the_primary_as_the_target() {
+    // `deploy v2` from outside the controller created v2 (the hand-off); its instances answer `serving`.
+    let w = Snapshot::new()
+        .version("v1", 2, 0)
+        .attached("v1", Health::Healthy)
+        .weights(&[("v1", 100)])
+        .version("v2", 2, 30)
+        .attached("v2", Health::Healthy);
+    let p = run(&reconcile(), &w);
+    assert_eq!(p.target, Some(vid("v2")));
+    assert_eq!(p.actions.first(), Some(&Action::SetWeights(Weights::all_to(vid("v2")))), "{:?}", p.actions);
+}
+
+#[test]
+fn reconciling_never_drains_a_newer_version_whose_instances_have_not_answered_yet() {
+    let mut w = Snapshot::new()
+        .version("v1", 1, 0)
+        .attached("v1", Health::Healthy)
+        .weights(&[("v1", 100)])
+        .version("v2", 2, 30);
+    let v2 = w.versions.iter_mut().find(|v| v.id().as_str() == "v2").unwrap();
+    for r in v2.reports.values_mut() {
+        *r = InstanceReport::Unreachable("connection refused: still starting".into());
+    }
+    let p = run(&reconcile(), &w);
+    assert_eq!(p.target, Some(vid("v1")), "no instance of v2 answered serving yet");
+    assert!(!p.actions.iter().any(|a| matches!(a, Action::Drain { .. })), "{:?}", p.actions);
+    assert!(p.waiting.iter().any(|w| w.contains("v2: deployed after the target")), "{:?}", p.waiting);
+}
+
+#[test]
+fn reconciling_after_a_rollback_keeps_the_primary_over_a_newer_drained_version() {
+    // v2 was rolled back: v1 serves again with all the weight, v2 drains with sessions left.
+    let w = Snapshot::new()
+        .version("v1", 1, 0)
+        .attached("v1", Health::Healthy)
+        .weights(&[("v1", 100)])
+        .version("v2", 1, 30)
+        .attached("v2", Health::Healthy)
+        .draining("v2", 2, 3600);
+    let p = run(&reconcile(), &w);
+    assert_eq!(p.target, Some(vid("v1")));
+    assert!(!p.actions.iter().any(|a| matches!(a, Action::SetWeights(_))), "{:?}", p.actions);
+    // Its status calls now fail: the draining answer remembered from earlier keeps it out.
+    let mut w = w;
+    let v2 = w.versions.iter_mut().find(|v| v.id().as_str() == "v2").unwrap();
+    let mut memory = PlanMemory::default();
+    for (id, r) in v2.reports.iter_mut() {
+        if let InstanceReport::Status(s) = r {
+            memory.last_status.insert(id.clone(), s.clone());
+        }
+        *r = InstanceReport::Unreachable("timed out".into());
+    }
+    let p = plan(&reconcile(), &w.observed(), &memory, &RolloutPolicy::default());
+    assert_eq!(p.target, Some(vid("v1")), "a remembered drain keeps v2 out");
+    // And without memory (a restarted controller), no positive `serving` answer: still out.
+    let p = run(&reconcile(), &w);
+    assert_eq!(p.target, Some(vid("v1")), "an unanswered status never wins traffic back");
+}
