@@ -3,7 +3,8 @@
 //! The `pulse-deploy` command as a library: [`config`] (the strict `pulse-deploy.toml`), [`cli`] (the
 //! command line), [`commands`] (what each subcommand does over the engine), [`table`] (the status table),
 //! [`history`] (the releases `rollback` can return to), [`journal`] (what `timeline` draws, recorded as
-//! the commands run), [`timeline`] (the SVG picture) and [`check_app`] (the drain-protocol checker).
+//! the commands run), [`timeline`] (the SVG picture), [`progress`] (a spinner per step on a terminal, plain
+//! lines when piped or in CI) and [`check_app`] (the drain-protocol checker).
 //! The binary is a thin `main` over [`main`]; the engine itself (`pulse-deploy-core`) stays usable
 //! without any of this.
 
@@ -13,6 +14,7 @@ pub mod commands;
 pub mod config;
 pub mod history;
 pub mod journal;
+pub mod progress;
 pub mod table;
 pub mod timeline;
 
