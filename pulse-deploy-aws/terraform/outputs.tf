@@ -76,3 +76,7 @@ output "environment" {
   description = "The provider's configuration as environment variables (PULSE_AWS_*), as the controller gets them: export them where pulse-deploy runs."
   value       = local.provider_environment
 }
+output "load_balancer_zone_id" {
+  description = "The load balancer's Route 53 zone, for an alias record of the app's domain."
+  value       = aws_lb.this.zone_id
+}
