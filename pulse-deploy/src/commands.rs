@@ -18,7 +18,11 @@ use pulse_deploy_local::{LocalConfig, LocalProvider};
 use crate::cli::{Cli, Command};
 use crate::config::{Config, TEMPLATE};
 use crate::history::History;
+use crate::lease::ControllerLease;
 use crate::table;
+
+#[path = "hand_off.rs"]
+mod hand_off;
 
 /// Exit codes (documented in `--help`).
 pub mod exit {
@@ -217,6 +221,11 @@ async fn deploy(
     let release = config.release(version, image).map_err(rollout)?;
     let history = History::new(&config.local.state_dir);
     history.record(&release).map_err(|e| Failure::new(exit::FAILED, e))?;
+    let holder = ControllerLease::held_by_other(&config.local.state_dir)
+        .map_err(|e| Failure::new(exit::FAILED, format!("reading the controller lease: {e}")))?;
+    if let Some(holder) = holder {
+        return hand_off::deploy(config, provider, &release, &holder, settle).await;
+    }
     let stopper = Stopper::new();
     on_ctrl_c(stopper.clone());
     let exec = executor(config, provider, Some(&stopper));
@@ -354,6 +363,16 @@ async fn reap(config: &Config, provider: &LocalProvider, json: bool) -> Result<u
 }
 
 async fn watch(config: &Config, provider: &LocalProvider) -> Result<u8, Failure> {
+    let _lease = match ControllerLease::acquire(&config.local.state_dir) {
+        Ok(Ok(lease)) => lease,
+        Ok(Err(holder)) => {
+            return Err(Failure::new(
+                exit::FAILED,
+                format!("{holder} already runs for {}: one controller per app", config.app),
+            ))
+        }
+        Err(e) => return Err(Failure::new(exit::FAILED, format!("taking the controller lease: {e}"))),
+    };
     let controller =
         Controller::start(executor(config, provider, None), config.app.clone(), config.policy.poll_interval);
     on_ctrl_c(controller.stopper());
@@ -388,6 +407,19 @@ async fn rollback(config: &Config, provider: &LocalProvider) -> Result<u8, Failu
         .iter()
         .filter(|v| v.version != current && v.phase == VersionPhase::Draining)
         .max_by_key(|v| v.created_at);
+    let controller = ControllerLease::held_by_other(&config.local.state_dir)
+        .map_err(|e| Failure::new(exit::FAILED, format!("reading the controller lease: {e}")))?;
+    if let (Some(previous), Some(holder)) = (live, &controller) {
+        // Undraining and moving the weights would write behind the controller's back.
+        return Err(Failure::new(
+            exit::FAILED,
+            format!(
+                "{holder} runs for {}: stop it (Ctrl-C) and run `pulse-deploy rollback` again to take the traffic \
+                 back to the draining {} at once, or redeploy {}'s release under a new version id",
+                config.app, previous.version, previous.version
+            ),
+        ));
+    }
     if let Some(previous) = live {
         let id = previous.version.clone();
         let versions = provider.orchestrator.versions(&config.app).await.map_err(rollout)?;
@@ -419,6 +451,9 @@ async fn rollback(config: &Config, provider: &LocalProvider) -> Result<u8, Failu
         }
         say(format!("rolled back by redeploy: {} was reaped, deploying its release again", release.version));
         history.record(&release).map_err(|e| Failure::new(exit::FAILED, e))?;
+        if let Some(holder) = &controller {
+            return hand_off::deploy(config, provider, &release, holder, false).await;
+        }
         exec.deploy(&release, Goal::Shifted).await.map_err(rollout)?;
     }
     say(table::render(&exec.status(&config.app).await.map_err(rollout)?));
