@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -12,12 +12,15 @@ Examples:
   pulse-deploy status                               a table of every live version (--json, --watch)
   pulse-deploy watch                                reap drained versions for as long as it runs
   pulse-deploy rollback                             back to the previous version
+  pulse-deploy timeline --out rollouts.svg          weight and sessions per version over time
+  pulse-deploy check-app http://127.0.0.1:8000      the drain-protocol checker (drains that instance)
 
 Exit codes:
-  0  done            1  the rollout failed (rolled back, timed out, refused)
+  0  done            1  the rollout failed (rolled back, timed out, refused; check-app: a rule failed)
   2  bad usage or configuration (nothing was contacted)
   3  a provider could not be reached
-  130  stopped by Ctrl-C at a safe point (run the same command again to resume)";
+  130  stopped by Ctrl-C at a safe point (run the same command again to resume);
+       `watch` and `status --watch` end with 0 on Ctrl-C";
 
 /// Deploy stateful WebSocket apps with zero dropped sessions.
 #[derive(Debug, Parser)]
@@ -106,4 +109,49 @@ pub enum Command {
     Watch,
     /// Back to the previous version: undrained at once if it still drains, otherwise redeployed.
     Rollback,
+    /// Check that a running instance speaks the drain protocol. It DRAINS that instance: use one that
+    /// serves nobody. Exits 1 if any rule fails.
+    #[command(
+        name = "check-app",
+        after_help = "Examples:\n  pulse-deploy check-app http://127.0.0.1:8000\n  \
+                      pulse-deploy check-app http://127.0.0.1:8000 --mode pulse --secret-file ./drain-secret"
+    )]
+    CheckApp {
+        /// The instance, `http://HOST:PORT` (not the router: the checker must reach one instance).
+        url: String,
+        /// `plain` (page load + WebSocket, the Rust server) or `pulse` (prerender + Socket.IO, a Pulse app).
+        #[arg(long, value_enum, default_value_t = CheckMode::Plain)]
+        mode: CheckMode,
+        /// The drain secret's file (default: the configuration's `local.secret_file`). Never printed.
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+        /// The health path (default: the mode's, `/health` or `/_pulse/health`).
+        #[arg(long)]
+        health_path: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Draw the app's recent rollouts as an SVG: weight and sessions per version over time, from the first
+    /// recorded rollout event.
+    #[command(
+        after_help = "Examples:\n  pulse-deploy timeline --out rollouts.svg\n  pulse-deploy timeline > rollouts.svg"
+    )]
+    Timeline {
+        /// Write the SVG to this file (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The recorded events and samples as JSON instead of a picture.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// How `check-app` creates sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckMode {
+    /// The generic protocol: page load + `x-pulse-session`, WebSocket `?session=<id>`.
+    Plain,
+    /// The Pulse profile: prerender + Socket.IO CONNECT.
+    Pulse,
 }

@@ -15,9 +15,11 @@ use pulse_deploy_core::rollout::{
 use pulse_deploy_core::{Orchestrator, Secret, TrafficRouter, VersionId, VersionPhase, Weights};
 use pulse_deploy_local::{LocalConfig, LocalProvider};
 
-use crate::cli::{Cli, Command};
+use crate::check_app;
+use crate::cli::{CheckMode, Cli, Command};
 use crate::config::{Config, TEMPLATE};
 use crate::history::History;
+use crate::journal::{self, Journal};
 use crate::lease::ControllerLease;
 use crate::table;
 
@@ -72,7 +74,20 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     if let Command::Init { app, image, listen, force } = &cli.command {
         return init(&cli.config, app, image, listen, *force);
     }
+    // check-app needs no configuration when it is given the secret's file.
+    if let Command::CheckApp { url, mode, secret_file: Some(file), health_path, json } = &cli.command {
+        return check_app(url, *mode, file, health_path.clone(), *json).await;
+    }
     let config = Config::load(&cli.config).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    match &cli.command {
+        Command::CheckApp { url, mode, health_path, json, .. } => {
+            let path = health_path.clone().or_else(|| Some(config.health_path().to_owned()));
+            return check_app(url, *mode, &config.local.secret_file, path, *json).await;
+        }
+        // The timeline reads the journal only: no provider is contacted.
+        Command::Timeline { out, json } => return timeline(&config, out.as_deref(), *json),
+        _ => {}
+    }
     // Check what the command line adds before any provider is contacted.
     if let Command::Deploy { version, image, .. } | Command::Plan { version, image, .. } = &cli.command {
         config.release(version, image.as_deref()).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
@@ -82,7 +97,9 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     }
     let provider = connect(&config).await?;
     match cli.command {
-        Command::Init { .. } => unreachable!("handled above"),
+        Command::Init { .. } | Command::CheckApp { .. } | Command::Timeline { .. } => {
+            unreachable!("handled above")
+        }
         Command::Deploy { version, image, settle, .. } => {
             deploy(&config, &provider, &version, image.as_deref(), settle).await
         }
@@ -158,7 +175,16 @@ async fn connect(config: &Config) -> Result<LocalProvider, Failure> {
 }
 
 fn executor(config: &Config, provider: &LocalProvider, stopper: Option<&Stopper>) -> Executor {
-    let mut b = provider.executor().policy(config.policy.clone()).events(Arc::new(print_event));
+    let journal = Journal::new(&config.local.state_dir);
+    let events = move |ev: &RolloutEvent| {
+        match ev {
+            RolloutEvent::Observed { versions, .. } => journal.observed(versions),
+            RolloutEvent::Reaped { version } => journal.gone(version.as_str()),
+            _ => {}
+        }
+        print_event(ev)
+    };
+    let mut b = provider.executor().policy(config.policy.clone()).events(Arc::new(events));
     if let Some(s) = stopper {
         b = b.stop_on(s.graceful());
     }
@@ -230,11 +256,18 @@ async fn deploy(
     on_ctrl_c(stopper.clone());
     let exec = executor(config, provider, Some(&stopper));
     say(format!("deploying {} {version} ({})", config.app, release.image));
+    let journal = Journal::new(&config.local.state_dir);
+    journal.mark(format!("deploy {version}"));
     let goal = if settle { Goal::Settled } else { Goal::Shifted };
     let outcome = exec.deploy(&release, goal).await;
-    let table = exec.status(&config.app).await.map(|s| table::render(&s));
+    let after = exec.status(&config.app).await;
+    if let Ok(s) = &after {
+        journal.status(s);
+    }
+    let table = after.map(|s| table::render(&s));
     match outcome {
         Ok(o) if o.stopped => {
+            journal.mark(format!("deploy {version} stopped by Ctrl-C"));
             say(table.unwrap_or_default());
             say(format!(
                 "stopped at a safe point after {} actions; run `pulse-deploy deploy {version}` again to resume",
@@ -247,6 +280,7 @@ async fn deploy(
             Ok(exit::OK)
         }
         Err(e) => {
+            journal.mark(format!("deploy {version} failed"));
             if let Ok(t) = table {
                 say(t);
             }
@@ -269,6 +303,7 @@ async fn status(config: &Config, provider: &LocalProvider, json: bool, watch: bo
         let s = exec.status(&config.app).await.map_err(|e| Failure::new(exit::UNREACHABLE, e.to_string()))?;
         let changed = last.as_ref().is_none_or(|l| !same(l, &s));
         if changed {
+            Journal::new(&config.local.state_dir).status(&s);
             show(&s);
         }
         if !watch {
@@ -349,6 +384,7 @@ async fn reap(config: &Config, provider: &LocalProvider, json: bool) -> Result<u
     let desired = Desired { app: config.app.clone(), target: None };
     let pass = exec.step(&desired, &mut PlanMemory::default(), &Default::default()).await.map_err(rollout)?;
     let after = exec.status(&config.app).await.map_err(rollout)?;
+    Journal::new(&config.local.state_dir).status(&after);
     if json {
         let applied: Vec<String> =
             pass.plan.actions.iter().take(pass.applied).map(|a| a.to_string()).collect();
@@ -386,6 +422,7 @@ async fn watch(config: &Config, provider: &LocalProvider) -> Result<u8, Failure>
         }
         let Some(s) = updates.borrow_and_update().clone() else { continue };
         if last.as_ref().is_none_or(|l| !same(l, &s)) {
+            Journal::new(&config.local.state_dir).status(&s);
             say(table::render(&s));
             last = Some(s);
         }
@@ -429,6 +466,7 @@ async fn rollback(config: &Config, provider: &LocalProvider) -> Result<u8, Failu
         }
         provider.router.set_weights(&config.app, &Weights::all_to(id.clone())).await.map_err(rollout)?;
         say(format!("rolled back by undrain: {id} serves new sessions again; {current} drains"));
+        Journal::new(&config.local.state_dir).mark(format!("rollback to {id} (undrain)"));
         let release = state.release.clone();
         exec.deploy(&release, Goal::Shifted).await.map_err(rollout)?;
         History::new(&config.local.state_dir).record(&release).map_err(|e| Failure::new(exit::FAILED, e))?;
@@ -450,12 +488,82 @@ async fn rollback(config: &Config, provider: &LocalProvider) -> Result<u8, Failu
             ));
         }
         say(format!("rolled back by redeploy: {} was reaped, deploying its release again", release.version));
+        Journal::new(&config.local.state_dir).mark(format!("rollback to {} (redeploy)", release.version));
         history.record(&release).map_err(|e| Failure::new(exit::FAILED, e))?;
         if let Some(holder) = &controller {
             return hand_off::deploy(config, provider, &release, holder, false).await;
         }
         exec.deploy(&release, Goal::Shifted).await.map_err(rollout)?;
     }
-    say(table::render(&exec.status(&config.app).await.map_err(rollout)?));
+    let after = exec.status(&config.app).await.map_err(rollout)?;
+    Journal::new(&config.local.state_dir).status(&after);
+    say(table::render(&after));
+    Ok(exit::OK)
+}
+
+async fn check_app(
+    url: &str,
+    mode: CheckMode,
+    secret_file: &Path,
+    health_path: Option<String>,
+    json: bool,
+) -> Result<u8, Failure> {
+    let usage = |e: String| Failure::new(exit::USAGE, e);
+    check_app::check_url(url).map_err(usage)?;
+    let secret = check_app::read_secret(secret_file).map_err(usage)?;
+    let options = check_app::options(mode, health_path);
+    eprintln!("pulse-deploy: checking {url} (the checker drains it: use an instance that serves nobody)");
+    let report = pulse_server_drain::checker::check(url, &secret, &options)
+        .await
+        .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    if json {
+        say(check_app::to_json(&report).to_string());
+    } else {
+        say(report.to_string());
+    }
+    Ok(if report.passed() { exit::OK } else { exit::FAILED })
+}
+
+fn timeline(config: &Config, out: Option<&Path>, json: bool) -> Result<u8, Failure> {
+    let journal = Journal::new(&config.local.state_dir);
+    let entries = journal.read().map_err(|e| Failure::new(exit::FAILED, e))?;
+    if json {
+        say(serde_json::to_string(&entries).expect("entries serialize"));
+        return Ok(exit::OK);
+    }
+    let (samples, marks) = journal::picture_data(&entries);
+    let Some(start) = crate::timeline::start_of(&samples, &marks) else {
+        return Err(Failure::new(
+            exit::FAILED,
+            format!(
+                "nothing recorded yet in {}; run `pulse-deploy deploy VERSION` first",
+                journal.file().display()
+            ),
+        ));
+    };
+    let since = std::time::UNIX_EPOCH + Duration::from_secs_f64(start);
+    let title = format!(
+        "{}: weight and sessions per version since {}",
+        config.app,
+        humantime::format_rfc3339_seconds(since)
+    );
+    let svg = crate::timeline::svg(&title, &samples, &marks);
+    match out {
+        Some(file) => {
+            std::fs::write(file, svg)
+                .map_err(|e| Failure::new(exit::FAILED, format!("{}: {e}", file.display())))?;
+            say(format!(
+                "wrote {} ({} rollout events, {} samples, from the first event on)",
+                file.display(),
+                marks.len(),
+                samples.len()
+            ));
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(svg.as_bytes());
+            let _ = stdout.flush();
+        }
+    }
     Ok(exit::OK)
 }

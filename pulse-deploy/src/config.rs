@@ -341,6 +341,11 @@ impl Config {
         Ok(config)
     }
 
+    /// The app's health path (`health_path`).
+    pub fn health_path(&self) -> &str {
+        &self.template.health_path
+    }
+
     /// The release of `version` (with `image`, or the configured one).
     pub fn release(&self, version: &str, image: Option<&str>) -> pulse_deploy_core::Result<Release> {
         let t = &self.template;

@@ -1,17 +1,21 @@
 //! # pulse-deploy
 //!
 //! The `pulse-deploy` command as a library: [`config`] (the strict `pulse-deploy.toml`), [`cli`] (the
-//! command line), [`commands`] (what each subcommand does over the engine), [`table`] (the status table)
-//! [`history`] (the releases `rollback` can return to) and [`lease`] (one controller per app; `deploy`
-//! hands over to it). The binary is a thin `main` over [`run`];
-//! the engine itself (`pulse-deploy-core`) stays usable without any of this.
+//! command line), [`commands`] (what each subcommand does over the engine), [`table`] (the status table),
+//! [`history`] (the releases `rollback` can return to), [`journal`] (what `timeline` draws, recorded as
+//! the commands run), [`timeline`] (the SVG picture), [`check_app`] (the drain-protocol checker) and
+//! [`lease`] (one controller per app; `deploy` hands over to it). The binary is a thin `main` over
+//! [`main`]; the engine itself (`pulse-deploy-core`) stays usable without any of this.
 
+pub mod check_app;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod history;
+pub mod journal;
 pub mod lease;
 pub mod table;
+pub mod timeline;
 
 pub use commands::{exit, run};
 

@@ -3,7 +3,8 @@
 //!
 //! - [`session`]: a simulated user of the demo app (page load, WebSocket, every answer checked);
 //! - [`load`]: a steady HTTP load through the router;
-//! - [`e2e`]: the scenario itself; [`report`] and [`timeline`]: what it writes;
+//! - [`e2e`]: the scenario itself; [`report`]: what it writes (and `timeline.svg`, drawn by
+//!   `pulse_deploy::timeline`);
 //! - [`socketio`], [`pulse_tab`], [`pulse_session`]: a Socket.IO client, a tab of the example Pulse app
 //!   through a page-tier stand-in (prerender, cookies, reloads), and a live session of it for the e2e;
 //! - [`python_image`]: the Python base and venv images (debootstrap, no registry, cached by content);
@@ -21,7 +22,6 @@ pub mod python_image;
 pub mod report;
 pub mod session;
 pub mod socketio;
-pub mod timeline;
 
 /// The workspace root: `$PULSE_WORKSPACE` (set by xtask), else the parent of this crate.
 pub fn workspace_root() -> std::path::PathBuf {

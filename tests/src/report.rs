@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::timeline::{Mark, Sample};
+use pulse_deploy::timeline::{Mark, Sample};
 
 /// One step's outcome.
 #[derive(Debug, Clone, Serialize)]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pulse_deploy_core::rollout::AppStatus;
-use pulse_deploy_core::{TrafficRouter, VersionId, VersionPhase};
+use pulse_deploy_core::{Orchestrator, TrafficRouter, VersionId, VersionPhase};
 use pulse_deploy_tests::cli::{assert_all_answer, CliRig, STEP_TIMEOUT};
 use pulse_deploy_tests::load::Load;
 use pulse_deploy_tests::session::Fate;
@@ -40,7 +40,12 @@ const TUNE: &[(&str, &str)] = &[
 /// 6. `watch`, with no deploy running, reaps v2 once its sessions close; Ctrl-C stops it with exit 0.
 /// 7. `rollback` again, v2 being gone, redeploys v2's release and says so.
 /// 8. Ctrl-C (SIGINT) during `deploy v3` stops at a safe point with exit 130 and a resume hint, the
-///    traffic untouched; the same command again completes.
+///    traffic untouched; the same command again completes. Every session is then closed cleanly, none
+///    having been dropped or moved.
+/// 9. `timeline --out` writes a well-formed SVG of all of it (every version, every rollout event), its
+///    time axis starting at the first event; `timeline --json` lists the journal.
+/// 10. `check-app` passes on an instance of the demo app and fails (exit 1) with a wrong secret and on a
+///     server that does not speak the drain protocol; the secrets are never printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_life_with_the_cli_keeps_every_session() {
     let Some(rig) = CliRig::start(Path::new(env!("CARGO_BIN_EXE_pulse-deploy-cli")), "clilife", TUNE).await
@@ -150,8 +155,113 @@ async fn scenario(rig: Arc<CliRig>) {
     let run = rig.run(&["deploy", "v3"]).await.expect(0, "deploy v3 again");
     assert!(table_line(&run.stdout, "v3*").contains("100%"), "{}", run.stdout);
     assert_eq!(rig.containers(&v3).await, (2, 2), "the resumed deploy adopted the stopped one's containers");
-    rig.open_sessions(400, 2, "v3").await;
-    assert_all_answer(on_v1.iter().chain(&back_on_v1).chain(&again_on_v2)).await;
+    let on_v3 = rig.open_sessions(400, 2, "v3").await;
+    assert_all_answer(on_v1.iter().chain(&back_on_v1).chain(&again_on_v2).chain(&on_v3)).await;
+    for h in on_v1.into_iter().chain(back_on_v1).chain(again_on_v2).chain(on_v3) {
+        let r = h.close().await;
+        assert_eq!(r.fate, Fate::Closed, "session {} did not close cleanly: {r:?}", r.n);
+        assert!(r.moves.is_empty(), "session {} moved: {r:?}", r.n);
+    }
+
+    // 9. timeline: everything the commands recorded, as a picture whose time axis starts at the first
+    //    rollout event (`deploy v1`), with every version and event on it.
+    let file = rig.dir.join("rollouts.svg");
+    let run = rig.run(&["timeline", "--out", file.to_str().unwrap()]).await.expect(0, "timeline");
+    assert!(run.stdout.contains("7 rollout events"), "{}", run.stdout);
+    let svg = std::fs::read_to_string(&file).expect("the SVG written");
+    if let Some(keep) = std::env::var_os("PULSE_CLI_TIMELINE_OUT") {
+        let _ = std::fs::write(keep, &svg);
+    }
+    assert_well_formed(&svg);
+    for v in ["v1", "v2", "v3"] {
+        assert!(svg.contains(&format!("<title>{v}</title>")), "{v} is not drawn:\n{svg}");
+    }
+    let labels = [
+        "deploy v1",
+        "deploy v2",
+        "rollback to v1 (undrain)",
+        "rollback to v2 (redeploy)",
+        "deploy v3",
+        "deploy v3 stopped by Ctrl-C",
+    ];
+    for label in labels {
+        assert!(svg.contains(&format!(". {label}</text>")), "`{label}` is not marked:\n{svg}");
+    }
+    let first_mark = svg.lines().find(|l| l.contains(r#"class="mark""#)).expect("marks drawn");
+    let left = format!(r#"x1="{:.1}""#, pulse_deploy::timeline::LEFT);
+    assert!(first_mark.contains(&left), "the axis must start at the first event: {first_mark}");
+    let run = rig.run(&["timeline", "--json"]).await.expect(0, "timeline --json");
+    let entries: Vec<serde_json::Value> = serde_json::from_str(run.stdout.trim()).expect("JSON");
+    assert_eq!(entries[0]["kind"], "mark", "the journal starts with the first deploy: {:?}", entries[0]);
+    assert_eq!(entries[0]["label"], "deploy v1");
+
+    // 10. check-app: an instance of v3 (no session left on it) passes every rule; a wrong secret and a
+    //     server that does not speak the protocol fail; no secret is ever printed. The checker drains
+    //     what it checks, so this comes last.
+    let secret = std::fs::read_to_string(rig.dir.join(".pulse-deploy/drain-secret")).unwrap();
+    let versions = rig.observer().await.orchestrator.versions(&rig.app).await.expect("versions");
+    let v3_state = versions.iter().find(|s| s.version() == &v3).expect("v3 runs");
+    let urls: Vec<String> = v3_state
+        .live_instances()
+        .map(|i| format!("http://{}", i.endpoint.as_ref().expect("an endpoint")))
+        .collect();
+    let run = rig.run(&["check-app", &urls[0]]).await.expect(0, "check-app on the demo app");
+    assert!(run.stdout.contains("PASS") && !run.stdout.contains("FAIL"), "{}", run.stdout);
+    let wrong = rig.dir.join("wrong-secret");
+    std::fs::write(&wrong, "not-the-drain-secret-0123456789abcdef").unwrap();
+    let run = rig
+        .run(&["check-app", &urls[1], "--secret-file", wrong.to_str().unwrap()])
+        .await
+        .expect(1, "check-app with a wrong secret");
+    assert!(run.stdout.contains("FAIL"), "{}", run.stdout);
+    let broken = always_ok_server().await;
+    let run = rig.run(&["check-app", &broken, "--json"]).await.expect(1, "check-app on a broken server");
+    let report: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("check-app --json");
+    assert_eq!(report["passed"], false, "{report}");
+    let failed = report["checks"].as_array().unwrap().iter().filter(|c| c["outcome"] == "failed").count();
+    rig.progress(format!("check-app on a server answering 200 to everything: {failed} rules failed"));
+    assert!(failed >= 3, "{report}");
+    let run = rig.run(&["check-app", "https://example.com"]).await.expect(2, "check-app on https");
+    assert!(run.stderr.contains("http://HOST:PORT"), "{}", run.stderr);
+    for leaked in [secret.trim(), "not-the-drain-secret"] {
+        assert!(!run.stdout.contains(leaked) && !run.stderr.contains(leaked), "a secret was printed");
+    }
+}
+
+/// A server that answers `200 ok` to every request: it does not speak the drain protocol at all.
+async fn always_ok_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let answer = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Panics unless `svg` is well-formed XML: every token parses and every element is closed in order.
+fn assert_well_formed(svg: &str) {
+    let mut open: Vec<String> = Vec::new();
+    for token in xmlparser::Tokenizer::from(svg) {
+        match token.unwrap_or_else(|e| panic!("not XML ({e}):\n{svg}")) {
+            xmlparser::Token::ElementStart { local, .. } => open.push(local.to_string()),
+            xmlparser::Token::ElementEnd { end: xmlparser::ElementEnd::Empty, .. } => {
+                open.pop();
+            }
+            xmlparser::Token::ElementEnd { end: xmlparser::ElementEnd::Close(_, name), .. } => {
+                assert_eq!(open.pop().as_deref(), Some(name.as_str()), "unbalanced </{name}>")
+            }
+            _ => {}
+        }
+    }
+    assert!(open.is_empty(), "unclosed elements: {open:?}");
 }
 
 /// The table line whose first cell is `version` (e.g. `v2*`).

@@ -28,8 +28,8 @@ use pulse_deploy_core::{Release, VersionId, VersionPhase};
 use crate::load::Load;
 use crate::report::{Report, StepReport};
 use crate::session::{Fate, SessionHandle, SessionRecord};
-use crate::timeline::{self, Mark, Sample};
 pub use app_kind::AppKind;
+use pulse_deploy::timeline::{self, Mark, Sample};
 pub use setup::Env;
 
 /// What the run does and where it writes.
@@ -67,6 +67,9 @@ impl E2eConfig {
         }
     }
 }
+
+/// The title of the picture the run writes (`timeline.svg`).
+const TIMELINE_TITLE: &str = "pulse-deploy end-to-end: sessions and weight per version";
 
 /// How long any single wait of the run may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(120);
@@ -129,8 +132,10 @@ fn write(config: &E2eConfig, report: &Report) {
     let _ = std::fs::create_dir_all(&config.out_dir);
     let json = serde_json::to_string_pretty(report).expect("serializable");
     let _ = std::fs::write(config.out_dir.join("report.json"), json);
-    let _ =
-        std::fs::write(config.out_dir.join("timeline.svg"), timeline::svg(&report.timeline, &report.marks));
+    let _ = std::fs::write(
+        config.out_dir.join("timeline.svg"),
+        timeline::svg(TIMELINE_TITLE, &report.timeline, &report.marks),
+    );
 }
 
 fn release(env: &Env, version: &str, deadline: Duration) -> Result<Release, String> {

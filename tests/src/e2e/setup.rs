@@ -16,7 +16,7 @@ use rand::Rng;
 use super::{progress, sample, AppKind, E2eConfig, Timeline};
 use crate::http::HttpClient;
 use crate::session::SessionHandle;
-use crate::timeline::{Mark, Sample};
+use pulse_deploy::timeline::{Mark, Sample};
 use pulse_deploy_core::rollout::Controller;
 
 /// What is left after cleanup.
