@@ -324,3 +324,31 @@ async fn a_deployer_killed_between_every_pair_of_actions_resumes_from_aws_state(
     assert!(kills1 > 0 && kills2 > 0 && kills3 > 0, "every phase was interrupted at least once");
     rig.assert_nothing_left().await;
 }
+
+/// Every third AWS call of the deployer is answered with throttling or a 503 by the layer between the
+/// SDK and moto (as AWS does when it throttles), through v1, v1 -> v2 and the settle: the rollout
+/// converges to the same end state, the session on v1 answers throughout, nothing is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_converges_under_injected_throttling_and_5xx() {
+    let Some(rig) = Rig::start().await else { return };
+    let faults = ApiCalls::faulty(3);
+    let aws = rig.emulator.aws_through(faults.client());
+    let executor = rig.executor_on(&aws, rig.policy(), discard());
+    executor.deploy(&rig.release("v1", LONG), Goal::Shifted).await.expect("v1 through the faults");
+    let mut s1 = Session::open(&rig.instances("v1").await[0]).await;
+    executor.deploy(&rig.release("v2", LONG), Goal::Shifted).await.expect("v1 -> v2 through the faults");
+    assert_eq!(rig.weights().await, Weights::all_to(v("v2")));
+    assert_draining(&rig, "v1").await;
+    s1.increment().await;
+    s1.end().await;
+    executor.reconcile(&rig.app, Goal::Settled).await.expect("settling through the faults");
+    assert_eq!(rig.versions().await, ["v2"]);
+    assert_eq!(rig.instances("v2").await.len(), 2, "v2: exactly 2 tasks");
+    println!(
+        "rollout through the fault layer: {} AWS calls, {} answered with throttling/503",
+        faults.total(),
+        faults.injected()
+    );
+    assert!(faults.injected() >= 20, "only {} faults injected", faults.injected());
+    rig.assert_nothing_left().await;
+}

@@ -21,6 +21,7 @@ use crate::config::{Config, TEMPLATE};
 use crate::history::History;
 use crate::journal::{self, Journal};
 use crate::lease::ControllerLease;
+use crate::progress::{Progress, Style};
 use crate::table;
 
 #[path = "hand_off.rs"]
@@ -100,8 +101,8 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Init { .. } | Command::CheckApp { .. } | Command::Timeline { .. } => {
             unreachable!("handled above")
         }
-        Command::Deploy { version, image, settle, .. } => {
-            deploy(&config, &provider, &version, image.as_deref(), settle).await
+        Command::Deploy { version, image, settle, json } => {
+            deploy(&config, &provider, &version, image.as_deref(), settle, json).await
         }
         Command::Status { json, watch } => status(&config, &provider, json, watch).await,
         Command::Plan { version, image, json } => {
@@ -174,15 +175,22 @@ async fn connect(config: &Config) -> Result<LocalProvider, Failure> {
     LocalProvider::connect(local).await.map_err(|e| Failure::new(exit::UNREACHABLE, e.to_string()))
 }
 
-fn executor(config: &Config, provider: &LocalProvider, stopper: Option<&Stopper>) -> Executor {
+/// An executor over the provider whose events go to `progress` and to the timeline journal.
+fn executor(
+    config: &Config,
+    provider: &LocalProvider,
+    stopper: Option<&Stopper>,
+    progress: &Arc<Progress>,
+) -> Executor {
     let journal = Journal::new(&config.local.state_dir);
+    let progress = progress.clone();
     let events = move |ev: &RolloutEvent| {
         match ev {
             RolloutEvent::Observed { versions, .. } => journal.observed(versions),
             RolloutEvent::Reaped { version } => journal.gone(version.as_str()),
             _ => {}
         }
-        print_event(ev)
+        progress.event(ev)
     };
     let mut b = provider.executor().policy(config.policy.clone()).events(Arc::new(events));
     if let Some(s) = stopper {
@@ -191,23 +199,9 @@ fn executor(config: &Config, provider: &LocalProvider, stopper: Option<&Stopper>
     b.build()
 }
 
-fn print_event(ev: &RolloutEvent) {
-    match ev {
-        RolloutEvent::ActionStarted { action } => say(format!("→ {action}")),
-        RolloutEvent::ActionRetried { action, attempt, error, .. } => {
-            say(format!("↻ {action}: attempt {attempt} failed: {error}"))
-        }
-        RolloutEvent::DrainSent { version, acknowledged, of } => {
-            say(format!("✓ drain signal: {acknowledged} of {of} instances of {version} acknowledged"))
-        }
-        RolloutEvent::Reaped { version } => say(format!("✓ reaped {version}")),
-        RolloutEvent::Waiting { reasons } => say(format!("… waiting: {}", reasons.join("; "))),
-        RolloutEvent::RollingBack { version, reason } => say(format!("✗ rolling back {version}: {reason}")),
-        RolloutEvent::GoalReached { target } => {
-            say(format!("✓ {} has every new session", target.as_ref().map(|v| v.as_str()).unwrap_or("none")))
-        }
-        _ => {}
-    }
+/// Progress as plain lines on stdout (the commands that are not a rollout: status, reap, watch, plan).
+fn plain() -> Arc<Progress> {
+    Progress::stdout(Style::Plain)
 }
 
 /// Ctrl-C: the first stops at the next safe point, the second exits at once. The handler is installed
@@ -243,6 +237,7 @@ async fn deploy(
     version: &str,
     image: Option<&str>,
     settle: bool,
+    json: bool,
 ) -> Result<u8, Failure> {
     let release = config.release(version, image).map_err(rollout)?;
     let history = History::new(&config.local.state_dir);
@@ -254,25 +249,43 @@ async fn deploy(
     }
     let stopper = Stopper::new();
     on_ctrl_c(stopper.clone());
-    let exec = executor(config, provider, Some(&stopper));
-    say(format!("deploying {} {version} ({})", config.app, release.image));
+    let progress = Progress::stdout(Style::detect(json));
+    let exec = executor(config, provider, Some(&stopper), &progress);
+    if !json {
+        progress.line(format!("deploying {} {version} ({})", config.app, release.image));
+    }
+    let ticker = progress.ticking();
     let journal = Journal::new(&config.local.state_dir);
     journal.mark(format!("deploy {version}"));
     let goal = if settle { Goal::Settled } else { Goal::Shifted };
     let outcome = exec.deploy(&release, goal).await;
+    drop(ticker);
+    progress.clear();
     let after = exec.status(&config.app).await;
     if let Ok(s) = &after {
         journal.status(s);
     }
-    let table = after.map(|s| table::render(&s));
+    let table = after.map(|s| {
+        if json {
+            serde_json::json!({ "event": "status", "status": s }).to_string()
+        } else {
+            table::render(&s)
+        }
+    });
     match outcome {
         Ok(o) if o.stopped => {
             journal.mark(format!("deploy {version} stopped by Ctrl-C"));
             say(table.unwrap_or_default());
-            say(format!(
-                "stopped at a safe point after {} actions; run `pulse-deploy deploy {version}` again to resume",
-                o.actions.len()
-            ));
+            let resume = format!("pulse-deploy deploy {version}");
+            if json {
+                say(serde_json::json!({ "event": "stopped", "actions": o.actions.len(), "resume": resume })
+                    .to_string());
+            } else {
+                say(format!(
+                    "stopped at a safe point after {} actions; run `{resume}` again to resume",
+                    o.actions.len()
+                ));
+            }
             Ok(exit::STOPPED)
         }
         Ok(_) => {
@@ -290,7 +303,7 @@ async fn deploy(
 }
 
 async fn status(config: &Config, provider: &LocalProvider, json: bool, watch: bool) -> Result<u8, Failure> {
-    let exec = executor(config, provider, None);
+    let exec = executor(config, provider, None, &plain());
     let show = |s: &AppStatus| {
         if json {
             say(serde_json::to_string(s).expect("status serializes"));
@@ -333,7 +346,8 @@ async fn plan(
     json: bool,
 ) -> Result<u8, Failure> {
     let release = config.release(version, image).map_err(rollout)?;
-    let (plan, status) = executor(config, provider, None).preview(&release).await.map_err(rollout)?;
+    let (plan, status) =
+        executor(config, provider, None, &plain()).preview(&release).await.map_err(rollout)?;
     let actions: Vec<String> = plan.actions.iter().map(|a| a.to_string()).collect();
     if json {
         let v = serde_json::json!({ "actions": actions, "waiting": plan.waiting, "status": status });
@@ -353,7 +367,7 @@ async fn plan(
 
 async fn drain(config: &Config, provider: &LocalProvider, version: &str) -> Result<u8, Failure> {
     let id = VersionId::new(version.to_owned()).map_err(rollout)?;
-    let exec = executor(config, provider, None);
+    let exec = executor(config, provider, None, &plain());
     let status = exec.status(&config.app).await.map_err(rollout)?;
     let Some(v) = status.version(&id) else {
         return Err(Failure::new(
@@ -368,7 +382,9 @@ async fn drain(config: &Config, provider: &LocalProvider, version: &str) -> Resu
         ));
     }
     let versions = provider.orchestrator.versions(&config.app).await.map_err(rollout)?;
-    let state = versions.iter().find(|s| s.version() == &id).expect("listed in the status");
+    let state = versions.iter().find(|s| s.version() == &id).ok_or_else(|| {
+        Failure::new(exit::FAILED, format!("{id} was reaped meanwhile; run the command again"))
+    })?;
     let instances: Vec<_> = state.live_instances().cloned().collect();
     let report = drain_all(provider.drain.as_ref(), &instances, state.release.drain_deadline).await;
     say(format!(
@@ -380,7 +396,7 @@ async fn drain(config: &Config, provider: &LocalProvider, version: &str) -> Resu
 }
 
 async fn reap(config: &Config, provider: &LocalProvider, json: bool) -> Result<u8, Failure> {
-    let exec = executor(config, provider, None);
+    let exec = executor(config, provider, None, &plain());
     let desired = Desired { app: config.app.clone(), target: None };
     let pass = exec.step(&desired, &mut PlanMemory::default(), &Default::default()).await.map_err(rollout)?;
     let after = exec.status(&config.app).await.map_err(rollout)?;
@@ -409,8 +425,11 @@ async fn watch(config: &Config, provider: &LocalProvider) -> Result<u8, Failure>
         }
         Err(e) => return Err(Failure::new(exit::FAILED, format!("taking the controller lease: {e}"))),
     };
-    let controller =
-        Controller::start(executor(config, provider, None), config.app.clone(), config.policy.poll_interval);
+    let controller = Controller::start(
+        executor(config, provider, None, &plain()),
+        config.app.clone(),
+        config.policy.poll_interval,
+    );
     on_ctrl_c(controller.stopper());
     say(format!("watching {}: draining and reaping as sessions end (Ctrl-C stops)", config.app));
     let mut updates = controller.status_updates();
@@ -433,7 +452,10 @@ async fn watch(config: &Config, provider: &LocalProvider) -> Result<u8, Failure>
 }
 
 async fn rollback(config: &Config, provider: &LocalProvider) -> Result<u8, Failure> {
-    let exec = executor(config, provider, None);
+    let progress = Progress::stdout(Style::detect(false));
+    let stopper = Stopper::new();
+    on_ctrl_c(stopper.clone());
+    let exec = executor(config, provider, Some(&stopper), &progress);
     let status = exec.status(&config.app).await.map_err(rollout)?;
     let Some(current) = status.target.clone() else {
         return Err(Failure::new(exit::FAILED, "no version has new sessions; nothing to roll back"));
@@ -457,19 +479,21 @@ async fn rollback(config: &Config, provider: &LocalProvider) -> Result<u8, Failu
             ),
         ));
     }
-    if let Some(previous) = live {
+    let release = if let Some(previous) = live {
         let id = previous.version.clone();
         let versions = provider.orchestrator.versions(&config.app).await.map_err(rollout)?;
-        let state = versions.iter().find(|s| s.version() == &id).expect("listed in the status");
+        let state = versions.iter().find(|s| s.version() == &id).ok_or_else(|| {
+            Failure::new(exit::FAILED, format!("{id} was reaped meanwhile; run the command again"))
+        })?;
         for i in state.live_instances() {
             verified::undrain(provider.drain.as_ref(), i).await.map_err(rollout)?;
         }
         provider.router.set_weights(&config.app, &Weights::all_to(id.clone())).await.map_err(rollout)?;
-        say(format!("rolled back by undrain: {id} serves new sessions again; {current} drains"));
+        progress.line(format!("rolled back by undrain: {id} serves new sessions again; {current} drains"));
         Journal::new(&config.local.state_dir).mark(format!("rollback to {id} (undrain)"));
         let release = state.release.clone();
-        exec.deploy(&release, Goal::Shifted).await.map_err(rollout)?;
         History::new(&config.local.state_dir).record(&release).map_err(|e| Failure::new(exit::FAILED, e))?;
+        release
     } else {
         let history = History::new(&config.local.state_dir);
         let Some(release) = history.before(&current).map_err(|e| Failure::new(exit::FAILED, e))? else {
@@ -487,17 +511,35 @@ async fn rollback(config: &Config, provider: &LocalProvider) -> Result<u8, Failu
                 ),
             ));
         }
-        say(format!("rolled back by redeploy: {} was reaped, deploying its release again", release.version));
+        progress.line(format!(
+            "rolled back by redeploy: {} was reaped, deploying its release again",
+            release.version
+        ));
         Journal::new(&config.local.state_dir).mark(format!("rollback to {} (redeploy)", release.version));
         history.record(&release).map_err(|e| Failure::new(exit::FAILED, e))?;
         if let Some(holder) = &controller {
             return hand_off::deploy(config, provider, &release, holder, false).await;
         }
-        exec.deploy(&release, Goal::Shifted).await.map_err(rollout)?;
-    }
+        release
+    };
+    // Either way the rest is a deploy of that release: the current version drains.
+    let ticker = progress.ticking();
+    let outcome = exec.deploy(&release, Goal::Shifted).await;
+    drop(ticker);
+    progress.clear();
+    let outcome = outcome.map_err(rollout)?;
     let after = exec.status(&config.app).await.map_err(rollout)?;
     Journal::new(&config.local.state_dir).status(&after);
     say(table::render(&after));
+    if outcome.stopped {
+        Journal::new(&config.local.state_dir)
+            .mark(format!("rollback to {} stopped by Ctrl-C", release.version));
+        say(format!(
+            "stopped at a safe point; run `pulse-deploy deploy {}` again to finish the rollback",
+            release.version
+        ));
+        return Ok(exit::STOPPED);
+    }
     Ok(exit::OK)
 }
 

@@ -29,7 +29,7 @@ pub(super) async fn deploy(
     ));
     provider.orchestrator.deploy(release).await.map_err(rollout)?;
     say(format!("→ created {version} ({}); the controller takes it from here", release.image));
-    let exec = executor(config, provider, None);
+    let exec = executor(config, provider, None, &super::plain());
     let deadline =
         tokio::time::Instant::now() + config.policy.health_timeout * 2 + config.policy.poll_interval * 10;
     let mut last: Option<AppStatus> = None;

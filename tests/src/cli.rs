@@ -149,10 +149,21 @@ impl CliRig {
         cmd
     }
 
-    /// Runs `pulse-deploy ARGS` in the directory to its end.
+    /// Runs `pulse-deploy ARGS` in the directory to its end (with `CI=true`, output piped).
     pub async fn run(&self, args: &[&str]) -> Run {
+        self.run_command(self.command(args), args).await
+    }
+
+    /// [`CliRig::run`] without `CI` in the environment (output still piped, so not a terminal).
+    pub async fn run_outside_ci(&self, args: &[&str]) -> Run {
+        let mut cmd = self.command(args);
+        cmd.env_remove("CI");
+        self.run_command(cmd, args).await
+    }
+
+    async fn run_command(&self, mut cmd: Command, args: &[&str]) -> Run {
         let started = Instant::now();
-        let out = self.command(args).output().await.unwrap_or_else(|e| panic!("running pulse-deploy: {e}"));
+        let out = cmd.output().await.unwrap_or_else(|e| panic!("running pulse-deploy: {e}"));
         let run = Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

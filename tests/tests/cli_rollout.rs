@@ -29,7 +29,8 @@ const TUNE: &[(&str, &str)] = &[
 ];
 
 /// Proves, with the real binary and real providers, in order:
-/// 1. `deploy v1` exits 0 and ends with the status table; v1 is ready with 100% of new sessions.
+/// 1. `deploy v1` exits 0, its progress plain lines (piped, so no spinner) saying how many instances are
+///    healthy, and ends with the status table; v1 is ready with 100% of new sessions.
 /// 2. `deploy v2` while WebSocket sessions are open on v1 and a steady HTTP load runs: no session is
 ///    dropped or moved, no page load fails, new sessions land on v2.
 /// 3. `status` prints the table (v1 draining 0%, v2* ready 100%, 2/2 healthy) and `status --json` parses
@@ -59,8 +60,19 @@ async fn scenario(rig: Arc<CliRig>) {
     let [v1, v2, v3] = ["v1", "v2", "v3"].map(|v| VersionId::new(v).unwrap());
 
     // 1. The first version.
-    let run = rig.run(&["deploy", "v1"]).await.expect(0, "deploy v1");
+    // Piped (not a terminal), even outside CI: plain lines, no spinner, saying how many are healthy.
+    let run = rig.run_outside_ci(&["deploy", "v1"]).await.expect(0, "deploy v1");
     assert!(table_line(&run.stdout, "v1*").contains("100%"), "deploy ends with the table: {}", run.stdout);
+    assert!(
+        !run.stdout.contains('\x1b') && !run.stdout.contains('\r'),
+        "no spinner when piped: {:?}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.lines().any(|l| l.starts_with("· v1 ") && l.contains("2/2 healthy")),
+        "progress says how many instances are healthy: {}",
+        run.stdout
+    );
     let s = rig.status().await;
     assert_eq!(s.target.as_ref(), Some(&v1));
     expect_version(&s, &v1, VersionPhase::Ready, 100);

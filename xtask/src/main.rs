@@ -2,6 +2,7 @@
 //!
 //! Each command lives in its own module; this file only dispatches. Run `cargo xtask help`.
 
+mod bench_aws;
 mod bench_drain;
 mod bench_engine;
 mod bench_local;
@@ -34,6 +35,8 @@ Commands:
                   `cargo xtask check-app --help` lists every option.
   fuzz            cargo-fuzz targets of pulse-server-drain (drain body, Authorization header), 180 s each
                   (--secs N, or one TARGET); needs `cargo install cargo-fuzz`. Not in ci.
+  bench aws       AWS API calls per full rollout and per idle controller pass, per API, and the pass latency,
+                  on moto with demo-app processes as the tasks (needs moto_server).
   bench drain     Drain benchmark: 10k WebSocket sessions, memory/session, health p50/p99, drain ack, throughput.
   bench engine    The control loop's idle pass on in-memory providers with latency: median time and calls
                   by kind for 1/10/30 versions x 1/10/100 instances, the drain-call bound (8/32/none) at
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         "check-app" => check_app::run_check(rest),
         "fuzz" => fuzz::run_fuzz(rest),
         "bench" => match rest.split_first() {
+            Some((target, args)) if target == "aws" => bench_aws::run(args),
             Some((target, args)) if target == "drain" => bench_drain::run(args),
             Some((target, args)) if target == "engine" => bench_engine::run(args),
             Some((target, args)) if target == "local" => bench_local::run(args),

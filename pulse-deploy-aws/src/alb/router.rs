@@ -42,6 +42,9 @@ pub struct AlbRouter {
     config: AlbConfig,
     /// Listener ARNs found by load balancer name (safe to lose: found again).
     found: Mutex<HashMap<AppName, String>>,
+    /// Target groups by ARN (app, version, affinity and health path). Never stale: pulse-deploy sets these
+    /// only when it creates a group, and a group created again gets a new ARN. Safe to lose: read again.
+    groups: Mutex<HashMap<String, VersionGroup>>,
 }
 
 /// One version's target group as read back from AWS.
@@ -89,7 +92,12 @@ fn forward_target(rule: &Rule) -> Option<&str> {
 impl AlbRouter {
     /// A router using `aws` with `config`.
     pub fn new(aws: &AwsConfig, config: AlbConfig) -> Self {
-        AlbRouter { client: aws.elbv2(), config, found: Mutex::new(HashMap::new()) }
+        AlbRouter {
+            client: aws.elbv2(),
+            config,
+            found: Mutex::new(HashMap::new()),
+            groups: Mutex::new(HashMap::new()),
+        }
     }
 
     /// A router from the standard AWS chain and `PULSE_AWS_*` variables (see [`AlbConfig::from_env`]).
@@ -234,9 +242,23 @@ impl AlbRouter {
     }
 
     /// The target groups among `arns` that belong to `app`, with their routes (targets not filled).
+    /// Groups read before come from the cache; only new ARNs are described (an idle pass reads none).
     async fn groups(&self, app: &AppName, arns: Vec<String>) -> Result<BTreeMap<VersionId, VersionGroup>> {
         let mut out = BTreeMap::new();
-        for chunk in arns.chunks(20) {
+        let mut unknown = Vec::new();
+        {
+            let cache = self.groups.lock().expect("target group cache");
+            for arn in arns {
+                match cache.get(&arn) {
+                    Some(g) if g.route.app == *app => {
+                        out.insert(g.version.clone(), g.clone());
+                    }
+                    Some(_) => {}
+                    None => unknown.push(arn),
+                }
+            }
+        }
+        for chunk in unknown.chunks(20) {
             let described = self
                 .config
                 .retry
@@ -288,7 +310,9 @@ impl AlbRouter {
                     health_path: tg.health_check_path().unwrap_or("/").to_owned(),
                     affinity,
                 };
-                out.insert(version.clone(), VersionGroup { arn: arn.to_owned(), version, route });
+                let group = VersionGroup { arn: arn.to_owned(), version: version.clone(), route };
+                self.groups.lock().expect("target group cache").insert(arn.to_owned(), group.clone());
+                out.insert(version, group);
             }
         }
         Ok(out)

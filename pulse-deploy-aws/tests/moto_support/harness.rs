@@ -1,9 +1,10 @@
 //! The conformance harnesses on the emulator: unique app names, releases, crashes (a task stopped from
 //! outside), and upstreams for the router (in-process HTTP responders on loopback that answer with
-//! their version and instance).
+//! their version and instance, or 503 once told to fail: the launcher's health check sees it).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -64,11 +65,12 @@ impl OrchestratorHarness for EcsHarness<'_> {
 }
 
 /// The router harness: in-process upstreams, a load balancer per app; requests cannot be sent (moto has
-/// no data plane) and health cannot be controlled (moto reports every target healthy).
+/// no data plane); an upstream fails its health check (503) when told to.
 pub(crate) struct AlbHarness<'a> {
     /// The emulator.
     pub emulator: &'a Emulator,
     upstreams: Mutex<HashMap<AppName, Vec<JoinHandle<()>>>>,
+    healthy: Mutex<HashMap<Target, Arc<AtomicBool>>>,
     balancers: tokio::sync::Mutex<Vec<AppName>>,
 }
 
@@ -78,6 +80,7 @@ impl<'a> AlbHarness<'a> {
         AlbHarness {
             emulator,
             upstreams: Mutex::new(HashMap::new()),
+            healthy: Mutex::new(HashMap::new()),
             balancers: tokio::sync::Mutex::new(Vec::new()),
         }
     }
@@ -91,8 +94,9 @@ impl<'a> AlbHarness<'a> {
     }
 }
 
-/// An HTTP upstream on 127.0.0.1 that answers every request with its version and instance.
-async fn upstream(version: &VersionId) -> (Target, JoinHandle<()>) {
+/// An HTTP upstream on 127.0.x.y that answers every request with its version and instance (200), or
+/// with 503 while its flag says unhealthy.
+async fn upstream(version: &VersionId) -> (Target, Arc<AtomicBool>, JoinHandle<()>) {
     // One loopback address per upstream, as every task has its own IP (moto also keys targets by IP).
     let n = NEXT_IP.fetch_add(1, Ordering::SeqCst);
     let ip = format!("127.0.{}.{}", 1 + n / 250, 1 + n % 250);
@@ -100,22 +104,25 @@ async fn upstream(version: &VersionId) -> (Target, JoinHandle<()>) {
     let addr = listener.local_addr().expect("addr");
     let target = pulse_deploy_aws::alb::target_group::target(&ip, addr.port());
     let body = format!("{{\"version\":\"{version}\",\"instance\":\"{}\"}}", target.instance);
+    let healthy = Arc::new(AtomicBool::new(true));
+    let flag = healthy.clone();
     let handle = tokio::spawn(async move {
         loop {
             let Ok((mut s, _)) = listener.accept().await else { return };
             let body = body.clone();
+            let status = if flag.load(Ordering::SeqCst) { "200 OK" } else { "503 Service Unavailable" };
             tokio::spawn(async move {
                 let mut buf = [0u8; 2048];
                 let _ = s.read(&mut buf).await;
                 let resp = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 let _ = s.write_all(resp.as_bytes()).await;
             });
         }
     });
-    (target, handle)
+    (target, healthy, handle)
 }
 
 #[async_trait]
@@ -134,7 +141,8 @@ impl RouterHarness for AlbHarness<'_> {
         }
         let mut targets = Vec::new();
         for _ in 0..replicas {
-            let (target, handle) = upstream(version).await;
+            let (target, healthy, handle) = upstream(version).await;
+            self.healthy.lock().expect("health flags").insert(target.clone(), healthy);
             self.upstreams.lock().expect("upstreams").entry(app.clone()).or_default().push(handle);
             targets.push(target);
         }
@@ -150,11 +158,15 @@ impl RouterHarness for AlbHarness<'_> {
     }
 
     fn can_control_health(&self) -> bool {
-        false
+        true
     }
 
-    async fn set_healthy(&self, _target: &Target, _healthy: bool) -> Result<()> {
-        Err(Error::invalid("health", "moto reports every target healthy"))
+    async fn set_healthy(&self, target: &Target, healthy: bool) -> Result<()> {
+        let flags = self.healthy.lock().expect("health flags");
+        let flag =
+            flags.get(target).ok_or_else(|| Error::invalid("target", "not an upstream of this harness"))?;
+        flag.store(healthy, Ordering::SeqCst);
+        Ok(())
     }
 
     async fn cleanup(&self, app: &AppName) -> Result<()> {
