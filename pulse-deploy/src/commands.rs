@@ -373,7 +373,9 @@ async fn drain(config: &Config, provider: &LocalProvider, version: &str) -> Resu
         ));
     }
     let versions = provider.orchestrator.versions(&config.app).await.map_err(rollout)?;
-    let state = versions.iter().find(|s| s.version() == &id).expect("listed in the status");
+    let state = versions.iter().find(|s| s.version() == &id).ok_or_else(|| {
+        Failure::new(exit::FAILED, format!("{id} was reaped meanwhile; run the command again"))
+    })?;
     let instances: Vec<_> = state.live_instances().cloned().collect();
     let report = drain_all(provider.drain.as_ref(), &instances, state.release.drain_deadline).await;
     say(format!(
@@ -432,7 +434,9 @@ async fn watch(config: &Config, provider: &LocalProvider) -> Result<u8, Failure>
 
 async fn rollback(config: &Config, provider: &LocalProvider) -> Result<u8, Failure> {
     let progress = Progress::stdout(Style::detect(false));
-    let exec = executor(config, provider, None, &progress);
+    let stopper = Stopper::new();
+    on_ctrl_c(stopper.clone());
+    let exec = executor(config, provider, Some(&stopper), &progress);
     let status = exec.status(&config.app).await.map_err(rollout)?;
     let Some(current) = status.target.clone() else {
         return Err(Failure::new(exit::FAILED, "no version has new sessions; nothing to roll back"));
@@ -443,10 +447,12 @@ async fn rollback(config: &Config, provider: &LocalProvider) -> Result<u8, Failu
         .iter()
         .filter(|v| v.version != current && v.phase == VersionPhase::Draining)
         .max_by_key(|v| v.created_at);
-    if let Some(previous) = live {
+    let release = if let Some(previous) = live {
         let id = previous.version.clone();
         let versions = provider.orchestrator.versions(&config.app).await.map_err(rollout)?;
-        let state = versions.iter().find(|s| s.version() == &id).expect("listed in the status");
+        let state = versions.iter().find(|s| s.version() == &id).ok_or_else(|| {
+            Failure::new(exit::FAILED, format!("{id} was reaped meanwhile; run the command again"))
+        })?;
         for i in state.live_instances() {
             verified::undrain(provider.drain.as_ref(), i).await.map_err(rollout)?;
         }
@@ -454,12 +460,8 @@ async fn rollback(config: &Config, provider: &LocalProvider) -> Result<u8, Failu
         progress.line(format!("rolled back by undrain: {id} serves new sessions again; {current} drains"));
         Journal::new(&config.local.state_dir).mark(format!("rollback to {id} (undrain)"));
         let release = state.release.clone();
-        let ticker = progress.ticking();
-        let outcome = exec.deploy(&release, Goal::Shifted).await;
-        drop(ticker);
-        progress.clear();
-        outcome.map_err(rollout)?;
         History::new(&config.local.state_dir).record(&release).map_err(|e| Failure::new(exit::FAILED, e))?;
+        release
     } else {
         let history = History::new(&config.local.state_dir);
         let Some(release) = history.before(&current).map_err(|e| Failure::new(exit::FAILED, e))? else {
@@ -483,15 +485,26 @@ async fn rollback(config: &Config, provider: &LocalProvider) -> Result<u8, Failu
         ));
         Journal::new(&config.local.state_dir).mark(format!("rollback to {} (redeploy)", release.version));
         history.record(&release).map_err(|e| Failure::new(exit::FAILED, e))?;
-        let ticker = progress.ticking();
-        let outcome = exec.deploy(&release, Goal::Shifted).await;
-        drop(ticker);
-        progress.clear();
-        outcome.map_err(rollout)?;
-    }
+        release
+    };
+    // Either way the rest is a deploy of that release: the current version drains.
+    let ticker = progress.ticking();
+    let outcome = exec.deploy(&release, Goal::Shifted).await;
+    drop(ticker);
+    progress.clear();
+    let outcome = outcome.map_err(rollout)?;
     let after = exec.status(&config.app).await.map_err(rollout)?;
     Journal::new(&config.local.state_dir).status(&after);
     say(table::render(&after));
+    if outcome.stopped {
+        Journal::new(&config.local.state_dir)
+            .mark(format!("rollback to {} stopped by Ctrl-C", release.version));
+        say(format!(
+            "stopped at a safe point; run `pulse-deploy deploy {}` again to finish the rollback",
+            release.version
+        ));
+        return Ok(exit::STOPPED);
+    }
     Ok(exit::OK)
 }
 
