@@ -254,20 +254,32 @@ fn main() {
     report(&calls, started);
 }
 
-/// Criterion's median for a case from this run (`target/criterion/.../new/estimates.json`), if it ran.
-fn median(case: &Case, since: SystemTime) -> Option<Duration> {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).or_else(|| {
-        // target/<profile>/deps/engine-<hash>
-        std::env::current_exe().ok()?.parent()?.parent()?.parent().map(PathBuf::from)
-    })?;
-    let path = target.join("criterion").join(GROUP).join(case.dir()).join("new/estimates.json");
+/// Where criterion keeps its results: `$CARGO_TARGET_DIR/criterion`, else `target/criterion` beside
+/// this binary (`target/<profile>/deps/engine-<hash>`).
+fn criterion_dir() -> Option<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_exe().ok()?.parent()?.parent()?.parent().map(PathBuf::from))?;
+    Some(target.join("criterion").join(GROUP))
+}
+
+/// Criterion's median for a case, as saved under `which` (`new`: this run; or a baseline's name).
+/// `since`: ignore a result older than that (a case this run filtered out).
+fn median(case: &Case, which: &str, since: Option<SystemTime>) -> Option<Duration> {
+    let path = criterion_dir()?.join(case.dir()).join(which).join("estimates.json");
     let modified = std::fs::metadata(&path).ok()?.modified().ok()?;
-    if modified < since {
-        return None; // left by an earlier run (this one filtered the case out)
+    if since.is_some_and(|since| modified < since) {
+        return None;
     }
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()?;
     let ns = json.get("median")?.get("point_estimate")?.as_f64()?;
     Some(Duration::from_nanos(ns as u64))
+}
+
+/// The baseline this run compares with (criterion's `--baseline NAME`), if any.
+fn baseline() -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == "--baseline").and_then(|n| args.get(n + 1)).cloned()
 }
 
 fn ms(d: Duration) -> String {
@@ -276,7 +288,7 @@ fn ms(d: Duration) -> String {
 
 fn report(calls: &[(Case, Calls)], since: SystemTime) {
     let rows: Vec<(Case, &Calls, Option<Duration>)> =
-        calls.iter().map(|(c, n)| (*c, n, median(c, since))).collect();
+        calls.iter().map(|(c, n)| (*c, n, median(c, "new", Some(since)))).collect();
     let base = rows.first().and_then(|(_, n, m)| m.map(|m| (m, n.status)));
     println!("\nengine benchmark: one idle pass (V versions x I instances; latency {} per orchestrator/router call, {} per status call)", ms(PROVIDER_LATENCY), ms(STATUS_LATENCY));
     println!(
@@ -342,6 +354,25 @@ fn report(calls: &[(Case, Calls)], since: SystemTime) {
                 case.bound.label(),
                 m.map(ms).unwrap_or("-".into()),
                 n.peak_in_flight
+            );
+        }
+    }
+    if let Some(name) = baseline() {
+        println!("\nbefore and after: the baseline `{name}` (an earlier run's medians) and this run's:");
+        println!("{:<22} {:>6} {:>12} {:>12} {:>8}", "case", "bound", name, "now", "change");
+        for (case, _, m) in &rows {
+            let before = median(case, &name, None);
+            let change = match (before, m) {
+                (Some(b), Some(m)) => format!("{:+.0}%", (m.as_secs_f64() / b.as_secs_f64() - 1.0) * 100.0),
+                _ => "-".into(),
+            };
+            let (function, _) = case.names();
+            let show = |d: Option<Duration>| d.map(ms).unwrap_or_else(|| "-".into());
+            println!(
+                "{function:<22} {:>6} {:>12} {:>12} {change:>8}",
+                case.bound.label(),
+                show(before),
+                show(*m)
             );
         }
     }

@@ -55,18 +55,14 @@ impl DrainClient for InMemoryDrainClient {
         let id =
             world.instance_at(endpoint).map(|(_, _, i)| i.id.clone()).ok_or_else(|| unreachable(endpoint))?;
         let deadline = now + Duration::from_secs(wire::deadline::wire_secs(deadline));
-        for app in world.apps.values_mut() {
-            for version in &mut app.versions {
-                for instance in version.instances.iter_mut().filter(|i| i.id == id) {
-                    instance.drain = Some(match instance.drain {
-                        Some(mark) => DrainMark {
-                            since: mark.since,
-                            deadline: wire::deadline::keep_earlier(Some(mark.deadline), deadline),
-                        },
-                        None => DrainMark { since: now, deadline },
-                    });
-                }
-            }
+        if let Some(instance) = world.instance_mut(&id) {
+            instance.drain = Some(match instance.drain {
+                Some(mark) => DrainMark {
+                    since: mark.since,
+                    deadline: wire::deadline::keep_earlier(Some(mark.deadline), deadline),
+                },
+                None => DrainMark { since: now, deadline },
+            });
         }
         let (_, version, instance) = world.instance_at(endpoint).ok_or_else(|| unreachable(endpoint))?;
         Ok(world.instance_status(version, instance, now))
@@ -94,10 +90,8 @@ impl DrainClient for InMemoryDrainClient {
             });
         }
         let id = record.id.clone();
-        for version in world.apps.values_mut().flat_map(|app| app.versions.iter_mut()) {
-            for record in version.instances.iter_mut().filter(|i| i.id == id) {
-                record.drain = None;
-            }
+        if let Some(record) = world.instance_mut(&id) {
+            record.drain = None;
         }
         let (_, version, record) = world.instance_at(endpoint).ok_or_else(|| unreachable(endpoint))?;
         Ok(world.instance_status(version, record, now))

@@ -18,7 +18,8 @@
 //! - test controls outside the traits: [`InMemoryCluster::crash_instance`], [`InMemoryCluster::set_broken`],
 //!   [`InMemoryCluster::set_instance_healthy`], and the [`InMemoryCluster::weight_history`] of every
 //!   `set_weights`;
-//! - [`Faulty`] — failures and latency injected around any provider, never by editing the fake;
+//! - [`Faulty`] — failures and latency injected around any provider, never by editing the fake; it counts
+//!   calls by method and the peak of calls in flight (the engine benchmark reads both);
 //! - [`InMemoryHarness`] — what the conformance suite needs beyond the traits, for these providers.
 //!
 //! What it is not: a model of any platform's timing or limits beyond the few knobs offered

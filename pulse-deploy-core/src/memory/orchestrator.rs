@@ -37,7 +37,7 @@ impl InMemoryOrchestrator {
 
 fn new_instance(world: &mut World, release: &Release, now: SystemTime) -> InstanceRecord {
     let n = world.next_number();
-    InstanceRecord {
+    let record = InstanceRecord {
         id: InstanceId(format!("{}-{}-{n}", release.app, release.version)),
         endpoint: Endpoint::new(format!("mem-{n}"), release.port),
         created_at: now,
@@ -45,7 +45,9 @@ fn new_instance(world: &mut World, release: &Release, now: SystemTime) -> Instan
         sigterm_at: None,
         stop_at: None,
         exited: false,
-    }
+    };
+    world.register(&release.app, &release.version, &record);
+    record
 }
 
 #[async_trait]
@@ -130,9 +132,14 @@ impl Orchestrator for InMemoryOrchestrator {
         }
         record.retiring = true;
         let stop_after = shutdown_time.min(record.release.stop_grace);
+        let mut signalled = false;
         for instance in record.instances.iter_mut().filter(|i| !i.exited && i.sigterm_at.is_none()) {
             instance.sigterm_at = Some(now);
             instance.stop_at = Some(now + stop_after);
+            signalled = true;
+        }
+        if signalled {
+            world.stop_due(now + stop_after);
         }
         world.advance(now);
         Ok(())

@@ -211,11 +211,14 @@ impl Executor {
         Ok(())
     }
 
-    /// Takes one snapshot of `app`: orchestrator versions, router state, and the drain status of every
-    /// live instance (asked concurrently, at most [`Executor::drain_concurrency`] at once).
+    /// Takes one snapshot of `app`: orchestrator versions and router state (asked together), then the drain
+    /// status of every live instance (asked concurrently, at most [`Executor::drain_concurrency`] at once).
     pub async fn observe(&self, app: &AppName) -> Result<Observed> {
-        let versions = self.retrying("observe versions", || self.orchestrator.versions(app)).await?;
-        let routing = self.retrying("observe routing", || self.router.routing(app)).await?;
+        // The two reads are independent: asked together, a pass waits one provider round trip, not two.
+        let (versions, routing) = futures::try_join!(
+            self.retrying("observe versions", || self.orchestrator.versions(app)),
+            self.retrying("observe routing", || self.router.routing(app)),
+        )?;
         let at = self.clock.now();
         let calls: Vec<_> = versions
             .iter()

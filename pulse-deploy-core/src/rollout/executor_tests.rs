@@ -97,6 +97,7 @@ async fn fatal_error_stops_at_once() {
     o.expect_versions().times(1).returning(|_| Err(Error::provider("mock", "access denied", false)));
     let mut r = MockRouter::new();
     router_caps(&mut r);
+    r.expect_routing().returning(|_| Ok(RoutingState::default())); // read together with the versions
     r.expect_attach().times(0);
     let err = executor(o, r, MockDrain::new()).deploy(&release(), Goal::Shifted).await.unwrap_err();
     assert!(err.to_string().contains("access denied"), "{err}");
