@@ -112,6 +112,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Reap { json } => reap(&config, &provider, json).await,
         Command::Watch => watch(&config, &provider).await,
         Command::Rollback => rollback(&config, &provider).await,
+        Command::Down => down(&config, &provider).await,
     }
 }
 
@@ -540,6 +541,24 @@ async fn rollback(config: &Config, provider: &LocalProvider) -> Result<u8, Failu
         ));
         return Ok(exit::STOPPED);
     }
+    Ok(exit::OK)
+}
+
+async fn down(config: &Config, provider: &LocalProvider) -> Result<u8, Failure> {
+    let versions = provider.orchestrator.versions(&config.app).await.map_err(rollout)?;
+    let names: Vec<String> = versions.iter().map(|v| v.version().to_string()).collect();
+    pulse_deploy_core::teardown::tear_down(
+        Some(provider.orchestrator.as_ref()),
+        Some(provider.router.as_ref()),
+        &config.app,
+        config.stop_grace() + Duration::from_secs(30),
+    )
+    .await
+    .map_err(rollout)?;
+    provider.router.shutdown().await.map_err(rollout)?;
+    Journal::new(&config.local.state_dir).mark("down");
+    let removed = if names.is_empty() { "no version was running".to_owned() } else { names.join(", ") };
+    say(format!("{} is down: removed {removed}; Envoy stopped", config.app));
     Ok(exit::OK)
 }
 
