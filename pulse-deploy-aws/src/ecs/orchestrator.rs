@@ -357,12 +357,27 @@ impl EcsOrchestrator {
         service: &VersionService,
         release: &Release,
     ) -> Result<Vec<pulse_deploy_core::Instance>> {
-        let mut arns = self.task_arns(&service.name, DesiredStatus::Running).await?;
-        arns.extend(self.task_arns(&service.name, DesiredStatus::Stopped).await?);
+        let mut by_service = self.instances_of(&[(service, release)]).await?;
+        Ok(by_service.remove(&service.name).unwrap_or_default())
+    }
+
+    /// The tasks of several services as instances, by service name: `ListTasks` per service (running
+    /// and stopped), then one `DescribeTasks` per 100 tasks of all of them together.
+    async fn instances_of(
+        &self,
+        services: &[(&VersionService, &Release)],
+    ) -> Result<HashMap<String, Vec<pulse_deploy_core::Instance>>> {
+        let mut arns = Vec::new();
+        for (service, _) in services {
+            arns.extend(self.task_arns(&service.name, DesiredStatus::Running).await?);
+            arns.extend(self.task_arns(&service.name, DesiredStatus::Stopped).await?);
+        }
         arns.sort();
         arns.dedup();
-        let group = service_group(&service.name);
-        let mut out = Vec::new();
+        let by_group: HashMap<String, (&str, &Release)> =
+            services.iter().map(|(s, r)| (service_group(&s.name), (s.name.as_str(), *r))).collect();
+        let mut out: HashMap<String, Vec<pulse_deploy_core::Instance>> =
+            services.iter().map(|(s, _)| (s.name.clone(), Vec::new())).collect();
         for chunk in arns.chunks(100) {
             let described = self
                 .config
@@ -377,15 +392,16 @@ impl EcsOrchestrator {
                         .map_err(|e| map_sdk_error(PROVIDER, "describing tasks", e))
                 })
                 .await?;
-            out.extend(
-                described
-                    .tasks()
-                    .iter()
-                    .filter(|t| t.group() == Some(group.as_str()))
-                    .filter_map(|t| instance(t, &release.version, release.port)),
-            );
+            for task in described.tasks() {
+                let Some((name, release)) = task.group().and_then(|g| by_group.get(g)) else { continue };
+                if let Some(i) = instance(task, &release.version, release.port) {
+                    out.entry((*name).to_owned()).or_default().push(i);
+                }
+            }
         }
-        out.sort_by(|a, b| a.id.cmp(&b.id));
+        for instances in out.values_mut() {
+            instances.sort_by(|a, b| a.id.cmp(&b.id));
+        }
         Ok(out)
     }
 
@@ -515,7 +531,7 @@ impl Orchestrator for EcsOrchestrator {
     }
 
     async fn versions(&self, app: &AppName) -> Result<Vec<VersionState>> {
-        let mut out = Vec::new();
+        let mut mine = Vec::new();
         for service in self.services(app).await? {
             let release = self.release_of(&service.task_definition).await?;
             if release.app != *app
@@ -523,15 +539,19 @@ impl Orchestrator for EcsOrchestrator {
             {
                 continue;
             }
-            let instances = self.instances(&service, &release).await?;
-            out.push(VersionState {
+            mine.push((service, release));
+        }
+        let pairs: Vec<(&VersionService, &Release)> = mine.iter().map(|(s, r)| (s, r)).collect();
+        let mut instances = self.instances_of(&pairs).await?;
+        Ok(mine
+            .into_iter()
+            .map(|(service, release)| VersionState {
                 retiring: service.retiring(),
                 created_at: service.created_at,
-                instances,
+                instances: instances.remove(&service.name).unwrap_or_default(),
                 release,
-            });
-        }
-        Ok(out)
+            })
+            .collect())
     }
 
     #[tracing::instrument(skip(self))]
