@@ -9,9 +9,11 @@
 //!   through a page-tier stand-in (prerender, cookies, reloads), and a live session of it for the e2e;
 //! - [`python_image`]: the Python base and venv images (debootstrap, no registry, cached by content);
 //! - [`cli`]: the CLI tests' rig (`tests/cli_*.rs`): the real `pulse-deploy` binary in a directory of its own;
+//! - [`controller_image`]: the controller's image (static `pulse-deploy` `FROM scratch`, with a CA bundle);
 //! - [`faults`]: helpers of the fault tests (`tests/faults_*.rs`) and the `pulse-deployer` binary they kill.
 
 pub mod cli;
+pub mod controller_image;
 pub mod e2e;
 pub mod faults;
 pub mod http;
