@@ -60,3 +60,23 @@ output "deployer_policy_arn" {
   description = "Attach to the role or user that runs pulse-deploy."
   value       = aws_iam_policy.deployer.arn
 }
+output "assign_public_ip" {
+  description = "Whether tasks get a public IP."
+  value       = var.assign_public_ip
+}
+output "controller_service" {
+  description = "The controller's ECS service (in the cluster above)."
+  value       = aws_ecs_service.controller.name
+}
+output "controller_role_arn" {
+  description = "The controller's task role."
+  value       = aws_iam_role.controller.arn
+}
+output "environment" {
+  description = "The provider's configuration as environment variables (PULSE_AWS_*), as the controller gets them: export them where pulse-deploy runs."
+  value       = local.provider_environment
+}
+output "load_balancer_zone_id" {
+  description = "The load balancer's Route 53 zone, for an alias record of the app's domain."
+  value       = aws_lb.this.zone_id
+}

@@ -76,3 +76,39 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "assign_public_ip" {
+  description = "Give the tasks (and the controller) a public IP. Needed in subnets without a NAT gateway or VPC endpoints (e.g. the default VPC's public subnets), so that tasks can pull their image; the tasks' security group still admits only the ALB and the controller."
+  type        = bool
+  default     = false
+}
+
+variable "controller_image" {
+  description = "Image of the controller (`pulse-deploy watch`). Default: the tag `controller` of this module's ECR repository (push it once after the first apply; tags are immutable, so an upgrade pushes a new tag and sets this input)."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.controller_image == null ? true : length(var.controller_image) > 0 && length(var.controller_image) <= 255
+    error_message = "controller_image: give an image reference of 1 to 255 characters (e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/pulse-shop:controller-0.2.0), or leave it unset for the repository's `controller` tag."
+  }
+}
+
+variable "controller_command" {
+  description = "Arguments of the controller's container (the image's entrypoint is the pulse-deploy binary)."
+  type        = list(string)
+  default     = ["watch"]
+  validation {
+    condition     = length(var.controller_command) > 0
+    error_message = "controller_command: give at least the subcommand, e.g. [\"watch\"]."
+  }
+}
+
+variable "controller_environment" {
+  description = "Extra environment variables of the controller (e.g. RUST_LOG). The provider's configuration (PULSE_AWS_*) is set by the module and cannot be overridden here."
+  type        = map(string)
+  default     = {}
+  validation {
+    condition     = alltrue([for k in keys(var.controller_environment) : !startswith(k, "PULSE_AWS_")])
+    error_message = "controller_environment: PULSE_AWS_* variables are set by the module from its own resources; remove them from this map."
+  }
+}

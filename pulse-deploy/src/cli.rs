@@ -14,6 +14,7 @@ Examples:
   pulse-deploy rollback                             back to the previous version
   pulse-deploy timeline --out rollouts.svg          weight and sessions per version over time
   pulse-deploy check-app http://127.0.0.1:8000      the drain-protocol checker (drains that instance)
+  pulse-deploy down                                 remove the app's containers and stop Envoy
 
 Exit codes:
   0  done            1  the rollout failed (rolled back, timed out, refused; check-app: a rule failed)
@@ -109,6 +110,10 @@ pub enum Command {
     Watch,
     /// Back to the previous version: undrained at once if it still drains, otherwise redeployed.
     Rollback,
+    /// Remove the app: out of the router, every version retired (open sessions are cut: this is not a
+    /// rollout), Envoy stopped. The configuration, the secret and the history are kept.
+    #[command(after_help = "Example:\n  pulse-deploy down")]
+    Down,
     /// Check that a running instance speaks the drain protocol. It DRAINS that instance: use one that
     /// serves nobody. Exits 1 if any rule fails.
     #[command(

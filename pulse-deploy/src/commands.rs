@@ -20,8 +20,12 @@ use crate::cli::{CheckMode, Cli, Command};
 use crate::config::{Config, TEMPLATE};
 use crate::history::History;
 use crate::journal::{self, Journal};
+use crate::lease::ControllerLease;
 use crate::progress::{Progress, Style};
 use crate::table;
+
+#[path = "hand_off.rs"]
+mod hand_off;
 
 /// Exit codes (documented in `--help`).
 pub mod exit {
@@ -108,6 +112,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Reap { json } => reap(&config, &provider, json).await,
         Command::Watch => watch(&config, &provider).await,
         Command::Rollback => rollback(&config, &provider).await,
+        Command::Down => down(&config, &provider).await,
     }
 }
 
@@ -242,6 +247,11 @@ async fn deploy(
     let release = config.release(version, image).map_err(rollout)?;
     let history = History::new(&config.local.state_dir);
     history.record(&release).map_err(|e| Failure::new(exit::FAILED, e))?;
+    let holder = ControllerLease::held_by_other(&config.local.state_dir)
+        .map_err(|e| Failure::new(exit::FAILED, format!("reading the controller lease: {e}")))?;
+    if let Some(holder) = holder {
+        return hand_off::deploy(config, provider, &release, &holder, settle).await;
+    }
     let stopper = Stopper::new();
     on_ctrl_c(stopper.clone());
     let progress = Progress::stdout(Style::detect(json));
@@ -410,6 +420,16 @@ async fn reap(config: &Config, provider: &LocalProvider, json: bool) -> Result<u
 }
 
 async fn watch(config: &Config, provider: &LocalProvider) -> Result<u8, Failure> {
+    let _lease = match ControllerLease::acquire(&config.local.state_dir) {
+        Ok(Ok(lease)) => lease,
+        Ok(Err(holder)) => {
+            return Err(Failure::new(
+                exit::FAILED,
+                format!("{holder} already runs for {}: one controller per app", config.app),
+            ))
+        }
+        Err(e) => return Err(Failure::new(exit::FAILED, format!("taking the controller lease: {e}"))),
+    };
     let controller = Controller::start(
         executor(config, provider, None, &plain()),
         config.app.clone(),
@@ -451,6 +471,19 @@ async fn rollback(config: &Config, provider: &LocalProvider) -> Result<u8, Failu
         .iter()
         .filter(|v| v.version != current && v.phase == VersionPhase::Draining)
         .max_by_key(|v| v.created_at);
+    let controller = ControllerLease::held_by_other(&config.local.state_dir)
+        .map_err(|e| Failure::new(exit::FAILED, format!("reading the controller lease: {e}")))?;
+    if let (Some(previous), Some(holder)) = (live, &controller) {
+        // Undraining and moving the weights would write behind the controller's back.
+        return Err(Failure::new(
+            exit::FAILED,
+            format!(
+                "{holder} runs for {}: stop it (Ctrl-C) and run `pulse-deploy rollback` again to take the traffic \
+                 back to the draining {} at once, or redeploy {}'s release under a new version id",
+                config.app, previous.version, previous.version
+            ),
+        ));
+    }
     let release = if let Some(previous) = live {
         let id = previous.version.clone();
         let versions = provider.orchestrator.versions(&config.app).await.map_err(rollout)?;
@@ -489,6 +522,9 @@ async fn rollback(config: &Config, provider: &LocalProvider) -> Result<u8, Failu
         ));
         Journal::new(&config.local.state_dir).mark(format!("rollback to {} (redeploy)", release.version));
         history.record(&release).map_err(|e| Failure::new(exit::FAILED, e))?;
+        if let Some(holder) = &controller {
+            return hand_off::deploy(config, provider, &release, holder, false).await;
+        }
         release
     };
     // Either way the rest is a deploy of that release: the current version drains.
@@ -509,6 +545,24 @@ async fn rollback(config: &Config, provider: &LocalProvider) -> Result<u8, Failu
         ));
         return Ok(exit::STOPPED);
     }
+    Ok(exit::OK)
+}
+
+async fn down(config: &Config, provider: &LocalProvider) -> Result<u8, Failure> {
+    let versions = provider.orchestrator.versions(&config.app).await.map_err(rollout)?;
+    let names: Vec<String> = versions.iter().map(|v| v.version().to_string()).collect();
+    pulse_deploy_core::teardown::tear_down(
+        Some(provider.orchestrator.as_ref()),
+        Some(provider.router.as_ref()),
+        &config.app,
+        config.stop_grace() + Duration::from_secs(30),
+    )
+    .await
+    .map_err(rollout)?;
+    provider.router.shutdown().await.map_err(rollout)?;
+    Journal::new(&config.local.state_dir).mark("down");
+    let removed = if names.is_empty() { "no version was running".to_owned() } else { names.join(", ") };
+    say(format!("{} is down: removed {removed}; Envoy stopped", config.app));
     Ok(exit::OK)
 }
 

@@ -341,6 +341,11 @@ impl Config {
         Ok(config)
     }
 
+    /// How long an instance gets to exit after SIGTERM (`stop_grace`).
+    pub fn stop_grace(&self) -> Duration {
+        self.template.stop_grace
+    }
+
     /// The app's health path (`health_path`).
     pub fn health_path(&self) -> &str {
         &self.template.health_path

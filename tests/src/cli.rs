@@ -308,6 +308,7 @@ impl CliRig {
     /// directory. Returns what could not be removed (empty when clean).
     pub async fn cleanup(&self) -> Vec<String> {
         let mut left = remove_app_containers(&self.docker, &self.app).await;
+        // Nothing to stop once `pulse-deploy down` removed Envoy's state directory.
         let envoy_state = self.dir.join(".pulse-deploy/envoy");
         if envoy_state.exists() {
             let observer = self.observer().await;

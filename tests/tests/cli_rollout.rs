@@ -47,6 +47,7 @@ const TUNE: &[(&str, &str)] = &[
 ///    time axis starting at the first event; `timeline --json` lists the journal.
 /// 10. `check-app` passes on an instance of the demo app and fails (exit 1) with a wrong secret and on a
 ///     server that does not speak the drain protocol; the secrets are never printed.
+/// 11. `down` removes every container of the app and stops Envoy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_life_with_the_cli_keeps_every_session() {
     let Some(rig) = CliRig::start(Path::new(env!("CARGO_BIN_EXE_pulse-deploy-cli")), "clilife", TUNE).await
@@ -238,6 +239,15 @@ async fn scenario(rig: Arc<CliRig>) {
     for leaked in [secret.trim(), "not-the-drain-secret"] {
         assert!(!run.stdout.contains(leaked) && !run.stderr.contains(leaked), "a secret was printed");
     }
+
+    // 11. down: every container of the app removed, Envoy stopped.
+    let envoys = rig.observer().await.router.envoy_processes();
+    assert_eq!(envoys.len(), 1, "one Envoy before down: {envoys:?}");
+    let run = rig.run(&["down"]).await.expect(0, "down");
+    assert!(run.stdout.contains("v3"), "down names what it removed: {}", run.stdout);
+    assert_eq!(rig.container_ids().await, Vec::<String>::new(), "down left containers");
+    let left = rig.observer().await.router.envoy_processes();
+    assert!(left.is_empty(), "down left Envoy running: pids {left:?}");
 }
 
 /// A server that answers `200 ok` to every request: it does not speak the drain protocol at all.

@@ -47,6 +47,8 @@ Commands:
                   Checks pulse-deploy-aws/terraform offline (init -backend=false, validate, fmt -check)
                   with the hashicorp/aws provider from a filesystem mirror (PULSE_TF_MIRROR, default
                   /opt/tf-plugins). Fails, naming what is missing, without terraform or the mirror.
+  demo-image      Builds the demo app's image pulse-demo-app:local (a static binary FROM scratch, no
+                  registry): what `pulse-deploy init --image pulse-demo-app:local` deploys.
   python-image    Builds the Python images (Debian trixie via debootstrap, then a venv with
                   python/requirements/image.txt) without any registry; cached by content tag.
   pytest          Runs the Python package's tests (python/pulse-deploy-plugin) in a container of that image;
@@ -87,6 +89,7 @@ fn main() -> ExitCode {
         },
         "install-tools" => tools::run(rest),
         "python-image" => python::image(rest),
+        "demo-image" => python::run_tests_bin("the demo app's image", "pulse-demo-image", rest),
         "pytest" => python::pytest(rest),
         "terraform-validate" => terraform::run(rest),
         "help" | "--help" | "-h" => {

@@ -1,5 +1,6 @@
 //! `cargo xtask terraform-validate`: checks the shared-infrastructure module (`pulse-deploy-aws/terraform/`)
-//! offline: `terraform init -backend=false`, `terraform validate`, `terraform fmt -check`.
+//! offline: `terraform init -backend=false`, `terraform validate`, `terraform fmt -check`, and the same
+//! init and validate of its first-setup example (`examples/default-vpc/`).
 //!
 //! The hashicorp/aws provider comes from a filesystem mirror (default `/opt/tf-plugins`, the folder above
 //! `registry.terraform.io`; override with `PULSE_TF_MIRROR`), through a CLI config written into
@@ -7,7 +8,8 @@
 //! command, naming what is missing (under `CI=true` and on a workstation alike: a check that skips proves
 //! nothing).
 //!
-//! Not for: applying the module (that needs an AWS endpoint).
+//! Not for: applying the module (`pulse-deploy-aws/tests/terraform_moto.rs` applies it to moto; this
+//! command only checks the formatting of that test's root module).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,7 +44,34 @@ pub(crate) fn run(_args: &[String]) -> Result<(), String> {
         &mut terraform(&["init", "-backend=false", "-input=false", "-no-color"]),
     )?;
     step("terraform validate", &mut terraform(&["validate", "-no-color"]))?;
-    step("terraform fmt -check", &mut terraform(&["fmt", "-check", "-recursive", "-diff"]))
+    step("terraform fmt -check", &mut terraform(&["fmt", "-check", "-recursive", "-diff"]))?;
+    // The first-setup example docs/aws.md points to (the module in the default VPC, with its certificate).
+    let example = module.join("examples/default-vpc");
+    let example_cmd = |args: &[&str]| {
+        let mut cmd = Command::new("terraform");
+        cmd.arg(format!("-chdir={}", example.display()))
+            .args(args)
+            .env("TF_CLI_CONFIG_FILE", &cli_config)
+            .env("TF_DATA_DIR", work.join("example-data"))
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("TF_IN_AUTOMATION", "1");
+        cmd
+    };
+    step(
+        "terraform init (examples/default-vpc)",
+        &mut example_cmd(&["init", "-backend=false", "-input=false", "-no-color", "-lockfile=readonly"]),
+    )?;
+    step("terraform validate (examples/default-vpc)", &mut example_cmd(&["validate", "-no-color"]))?;
+    // The test-only root module that applies the module to moto (tests/terraform_moto.rs).
+    let test_root = root().join("pulse-deploy-aws/tests/terraform_moto");
+    step(
+        "terraform fmt -check (tests/terraform_moto)",
+        Command::new("terraform")
+            .arg(format!("-chdir={}", test_root.display()))
+            .args(["fmt", "-check", "-recursive", "-diff"])
+            .env("TF_CLI_CONFIG_FILE", &cli_config)
+            .env("CHECKPOINT_DISABLE", "1"),
+    )
 }
 
 fn check_prerequisites(mirror: &Path) -> Result<(), String> {

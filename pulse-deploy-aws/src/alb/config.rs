@@ -51,7 +51,13 @@ impl AlbConfig {
     /// Reads `PULSE_AWS_VPC_ID`, and `PULSE_AWS_APP` with `PULSE_AWS_LISTENER_ARN` (the Terraform module's
     /// `app`, `vpc_id` and `listener_arn` outputs).
     pub fn from_env() -> Result<Self> {
-        let var = |name: &str| std::env::var(format!("PULSE_AWS_{name}")).ok().filter(|v| !v.is_empty());
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`AlbConfig::from_env`] with the variables looked up by `lookup` (full names, `PULSE_AWS_VPC_ID`),
+    /// e.g. in the Terraform module's `environment` output.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let var = |name: &str| lookup(&format!("PULSE_AWS_{name}")).filter(|v| !v.is_empty());
         let vpc = var("VPC_ID").ok_or_else(|| {
             Error::invalid("PULSE_AWS_VPC_ID", "is not set; use the `vpc_id` output of the Terraform module")
         })?;

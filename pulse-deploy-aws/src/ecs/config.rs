@@ -58,10 +58,17 @@ impl EcsConfig {
     }
 
     /// Reads `PULSE_AWS_CLUSTER`, `PULSE_AWS_TASK_SUBNETS` (comma separated), `PULSE_AWS_TASK_SECURITY_GROUP`,
-    /// and the optional `PULSE_AWS_EXECUTION_ROLE_ARN`, `PULSE_AWS_TASK_ROLE_ARN`, `PULSE_AWS_LOG_GROUP`,
-    /// `PULSE_AWS_DRAIN_SECRET_ARN` (set them from `terraform output`).
+    /// and the optional `PULSE_AWS_ASSIGN_PUBLIC_IP` (`true`/`false`), `PULSE_AWS_EXECUTION_ROLE_ARN`,
+    /// `PULSE_AWS_TASK_ROLE_ARN`, `PULSE_AWS_LOG_GROUP`, `PULSE_AWS_DRAIN_SECRET_ARN` (the Terraform module's
+    /// `environment` output holds all of them).
     pub fn from_env() -> Result<Self> {
-        let var = |name: &str| std::env::var(format!("{ENV_PREFIX}{name}")).ok().filter(|v| !v.is_empty());
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`EcsConfig::from_env`] with the variables looked up by `lookup` (full names, `PULSE_AWS_CLUSTER`),
+    /// e.g. in the Terraform module's `environment` output.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let var = |name: &str| lookup(&format!("{ENV_PREFIX}{name}")).filter(|v| !v.is_empty());
         let cluster = var("CLUSTER").ok_or_else(|| {
             Error::invalid(
                 "PULSE_AWS_CLUSTER",
@@ -72,9 +79,20 @@ impl EcsConfig {
             v.map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
                 .unwrap_or_default()
         };
+        let assign_public_ip = match var("ASSIGN_PUBLIC_IP").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(Error::invalid(
+                    "PULSE_AWS_ASSIGN_PUBLIC_IP",
+                    format!("`{other}` is neither `true` nor `false`; use the `assign_public_ip` output of the Terraform module"),
+                ))
+            }
+        };
         let mut b = EcsConfig::builder(cluster)
             .subnets(list(var("TASK_SUBNETS")))
-            .security_groups(list(var("TASK_SECURITY_GROUP")));
+            .security_groups(list(var("TASK_SECURITY_GROUP")))
+            .assign_public_ip(assign_public_ip);
         b.0.execution_role_arn = var("EXECUTION_ROLE_ARN");
         b.0.task_role_arn = var("TASK_ROLE_ARN");
         b.0.log_group = var("LOG_GROUP");
@@ -181,5 +199,47 @@ impl EcsConfigBuilder {
             ));
         }
         Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::EcsConfig;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: BTreeMap<String, String> =
+            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |name| vars.get(name).cloned()
+    }
+
+    const BASE: [(&str, &str); 3] = [
+        ("PULSE_AWS_CLUSTER", "pulse-shop"),
+        ("PULSE_AWS_TASK_SUBNETS", "subnet-a, subnet-b"),
+        ("PULSE_AWS_TASK_SECURITY_GROUP", "sg-1"),
+    ];
+
+    #[test]
+    fn reads_the_terraform_modules_environment() {
+        let mut vars = BASE.to_vec();
+        vars.push(("PULSE_AWS_ASSIGN_PUBLIC_IP", "true"));
+        vars.push(("PULSE_AWS_LOG_GROUP", "/pulse-deploy/shop"));
+        let c = EcsConfig::from_lookup(lookup(&vars)).unwrap();
+        assert_eq!(c.cluster, "pulse-shop");
+        assert_eq!(c.subnets, ["subnet-a", "subnet-b"]);
+        assert!(c.assign_public_ip);
+        assert_eq!(c.log_group.as_deref(), Some("/pulse-deploy/shop"));
+        assert!(!EcsConfig::from_lookup(lookup(&BASE)).unwrap().assign_public_ip);
+    }
+
+    #[test]
+    fn a_bad_public_ip_flag_names_the_variable() {
+        let mut vars = BASE.to_vec();
+        vars.push(("PULSE_AWS_ASSIGN_PUBLIC_IP", "yes"));
+        let e = EcsConfig::from_lookup(lookup(&vars)).unwrap_err().to_string();
+        assert!(e.contains("PULSE_AWS_ASSIGN_PUBLIC_IP") && e.contains("`yes`"), "{e}");
+        let e = EcsConfig::from_lookup(lookup(&[])).unwrap_err().to_string();
+        assert!(e.contains("PULSE_AWS_CLUSTER"), "{e}");
     }
 }

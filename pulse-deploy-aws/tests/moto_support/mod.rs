@@ -20,9 +20,11 @@ pub(crate) mod counting;
 pub(crate) mod demo_tasks;
 pub(crate) mod harness;
 pub(crate) mod infra;
+pub(crate) mod leftovers;
 pub(crate) mod rollouts;
 pub(crate) mod scheduler;
 pub(crate) mod server;
+pub(crate) mod terraform;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -185,18 +185,6 @@ pub(crate) async fn existing_render_is_served(run: &mut Run<'_>) {
     connect_and_hold(run, name, &path, &rid).await;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn render_id_is_found_where_pulse_puts_it() {
-        let answer = json!([{"views": {}}, {"directives": {"socketio": {"auth": {"render_id": "r-42"}}}}]);
-        assert_eq!(render_id(&answer).as_deref(), Some("r-42"));
-        assert_eq!(render_id(&json!({"directives": {}})), None);
-    }
-}
-
 /// Rule `name`: a Socket.IO CONNECT at `path` carrying render `rid` is accepted (`40`); the accepted
 /// connection is held open in `run`.
 async fn connect_and_hold(run: &mut Run<'_>, name: &str, path: &str, rid: &str) {
@@ -219,5 +207,17 @@ async fn connect_and_hold(run: &mut Run<'_>, name: &str, path: &str, rid: &str) 
         Err(e) => {
             run.report.record(name, false, e);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_id_is_found_where_pulse_puts_it() {
+        let answer = json!([{"views": {}}, {"directives": {"socketio": {"auth": {"render_id": "r-42"}}}}]);
+        assert_eq!(render_id(&answer).as_deref(), Some("r-42"));
+        assert_eq!(render_id(&json!({"directives": {}})), None);
     }
 }
