@@ -10,9 +10,11 @@
 //! - [`python_image`]: the Python base and venv images (debootstrap, no registry, cached by content);
 //! - [`cli`]: the rig of the CLI and fault tests (`tests/cli_*.rs`, `tests/faults_*.rs`): the real
 //!   `pulse-deploy` binary in a directory of its own, and the same providers seen from the test;
+//! - [`controller_image`]: the controller's image (static `pulse-deploy` `FROM scratch`, with a CA bundle);
 //! - [`faults`]: the fault tests' tuning of that rig; [`poll`]: waiting for a condition against a deadline.
 
 pub mod cli;
+pub mod controller_image;
 pub mod e2e;
 pub mod faults;
 pub mod http;
