@@ -392,11 +392,6 @@ impl Running {
             .unwrap_or_else(|_| panic!("pulse-deploy {}: no awaited line within {timeout:?}", self.args))
     }
 
-    /// Everything it printed on stdout so far.
-    pub fn stdout(&self) -> &str {
-        &self.stdout
-    }
-
     /// Sends SIGKILL (no handler runs, nothing is flushed or cleaned up) and waits for the process to be
     /// gone.
     pub async fn kill(&mut self) {
