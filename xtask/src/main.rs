@@ -49,6 +49,10 @@ Commands:
                   /opt/tf-plugins). Fails, naming what is missing, without terraform or the mirror.
   demo-image      Builds the demo app's image pulse-demo-app:local (a static binary FROM scratch, no
                   registry): what `pulse-deploy init --image pulse-demo-app:local` deploys.
+  controller-image
+                  Builds the controller's image pulse-deploy-controller:local (the static pulse-deploy binary
+                  FROM scratch with a CA bundle, no registry): push it to the app's ECR repository as
+                  :controller (docs/aws.md).
   python-image    Builds the Python images (Debian trixie via debootstrap, then a venv with
                   python/requirements/image.txt) without any registry; cached by content tag.
   pytest          Runs the Python package's tests (python/pulse-deploy-plugin) in a container of that image;
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
         "install-tools" => tools::run(rest),
         "python-image" => python::image(rest),
         "demo-image" => python::run_tests_bin("the demo app's image", "pulse-demo-image", rest),
+        "controller-image" => python::run_tests_bin("the controller's image", "pulse-controller-image", rest),
         "pytest" => python::pytest(rest),
         "terraform-validate" => terraform::run(rest),
         "help" | "--help" | "-h" => {

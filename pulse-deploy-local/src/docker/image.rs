@@ -4,7 +4,7 @@
 //! - [`build_static_binary`] runs cargo to link a workspace binary (or example) statically
 //!   (`-C target-feature=+crt-static`, explicit `--target` so host artifacts are untouched);
 //! - [`build_scratch_image`] sends a tar build context (a Dockerfile `FROM scratch` + the binary) to the
-//!   Engine's `/build` endpoint;
+//!   Engine's `/build` endpoint; [`build_scratch_image_with_files`] adds files (e.g. a CA bundle);
 //! - [`build_demo_image`] does both for the demo app `pulse-demo-app` of the `pulse-server-drain` crate.
 //!
 //! Not for users' own apps: any image present in the local image store can be deployed as is.
@@ -119,17 +119,52 @@ pub async fn build_static_binary_with(
     Ok(path)
 }
 
+/// A file placed in a scratch image next to the binary, e.g. a CA bundle at
+/// `/etc/ssl/certs/ca-certificates.crt` for a binary that makes TLS calls with the system's roots.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ImageFile {
+    /// Its absolute path in the image.
+    pub path: String,
+    /// Its contents.
+    pub contents: Vec<u8>,
+}
+
+impl std::fmt::Debug for ImageFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageFile").field("path", &self.path).field("bytes", &self.contents.len()).finish()
+    }
+}
+
 /// Builds the image `tag` holding `binary` as `/app`, `FROM scratch`, with `ENTRYPOINT ["/app", args...]`,
 /// through the Engine API. The binary must be statically linked (a `FROM scratch` image has no dynamic
 /// loader): a dynamically linked one is refused with the command that builds a static one.
 pub async fn build_scratch_image(docker: &Docker, binary: &Path, tag: &str, args: &[&str]) -> Result<()> {
+    build_scratch_image_with_files(docker, binary, tag, args, &[]).await
+}
+
+/// [`build_scratch_image`] with extra `files` in the image.
+pub async fn build_scratch_image_with_files(
+    docker: &Docker,
+    binary: &Path,
+    tag: &str,
+    args: &[&str],
+    files: &[ImageFile],
+) -> Result<()> {
     if tag.trim().is_empty() || tag.chars().any(char::is_whitespace) {
         return Err(Error::invalid("tag", format!("`{tag}` is not an image tag; use e.g. `shop:v1`")));
+    }
+    if let Some(f) =
+        files.iter().find(|f| !f.path.starts_with('/') || f.path.contains("..") || f.path.ends_with('/'))
+    {
+        return Err(Error::invalid(
+            "files",
+            format!("`{}` is not an absolute file path in the image; use e.g. `/etc/ssl/certs/ca-certificates.crt`", f.path),
+        ));
     }
     let bytes = std::fs::read(binary)
         .map_err(|e| Error::invalid("binary", format!("cannot read {}: {e}", binary.display())))?;
     check_static_elf(&bytes, binary)?;
-    let context = build_context(&bytes, args)?;
+    let context = build_context(&bytes, args, files)?;
     let opts = BuildImageOptionsBuilder::new().dockerfile("Dockerfile").t(tag).rm(true).forcerm(true).build();
     let started = std::time::Instant::now();
     let mut stream = docker.build_image(opts, None, Some(bollard::body_full(context.into())));
@@ -163,14 +198,16 @@ pub async fn build_demo_image(docker: &Docker, workspace: &Path, tag: &str) -> R
     Ok(binary)
 }
 
-/// The tar build context: `Dockerfile` and `app`.
-fn build_context(binary: &[u8], args: &[&str]) -> Result<Vec<u8>> {
+/// The tar build context: `Dockerfile`, `app`, and each extra file as `files/N`.
+fn build_context(binary: &[u8], args: &[&str], files: &[ImageFile]) -> Result<Vec<u8>> {
     let mut entrypoint = vec![IMAGE_BINARY];
     entrypoint.extend_from_slice(args);
     let entrypoint = serde_json::to_string(&entrypoint)
         .map_err(|e| Error::provider_source("docker", "encoding the entrypoint", false, e))?;
+    let copies: String =
+        files.iter().enumerate().map(|(n, f)| format!("COPY files/{n} {}\n", f.path)).collect();
     let dockerfile = format!(
-        "FROM scratch\nCOPY app {IMAGE_BINARY}\nLABEL dev.pulse-deploy.built-by=pulse-deploy-local\nENTRYPOINT {entrypoint}\n"
+        "FROM scratch\nCOPY app {IMAGE_BINARY}\n{copies}LABEL dev.pulse-deploy.built-by=pulse-deploy-local\nENTRYPOINT {entrypoint}\n"
     );
     let mut tar = tar::Builder::new(Vec::new());
     let mut append = |name: &str, data: &[u8], mode: u32| {
@@ -183,6 +220,9 @@ fn build_context(binary: &[u8], args: &[&str]) -> Result<Vec<u8>> {
     };
     append("Dockerfile", dockerfile.as_bytes(), 0o644)
         .and_then(|()| append("app", binary, 0o755))
+        .and_then(|()| {
+            files.iter().enumerate().try_for_each(|(n, f)| append(&format!("files/{n}"), &f.contents, 0o644))
+        })
         .map_err(|e| Error::provider_source("docker", "writing the build context", false, e))?;
     tar.into_inner().map_err(|e| Error::provider_source("docker", "writing the build context", false, e))
 }
@@ -227,7 +267,8 @@ mod tests {
 
     #[test]
     fn context_holds_dockerfile_and_executable() {
-        let ctx = build_context(b"\x7fELF...", &["--flag", "x\"y"]).unwrap();
+        let ca = ImageFile { path: "/etc/ssl/certs/ca-certificates.crt".into(), contents: b"PEM".to_vec() };
+        let ctx = build_context(b"\x7fELF...", &["--flag", "x\"y"], &[ca]).unwrap();
         let mut archive = tar::Archive::new(ctx.as_slice());
         let mut seen = vec![];
         for entry in archive.entries().unwrap() {
@@ -242,6 +283,8 @@ mod tests {
         assert!(seen[0].2.starts_with("FROM scratch\nCOPY app /app\n"), "{}", seen[0].2);
         assert!(seen[0].2.contains(r#"ENTRYPOINT ["/app","--flag","x\"y"]"#), "{}", seen[0].2);
         assert_eq!((seen[1].0.as_str(), seen[1].1), ("app", 0o755));
+        assert!(seen[0].2.contains("COPY files/0 /etc/ssl/certs/ca-certificates.crt\n"), "{}", seen[0].2);
+        assert_eq!((seen[2].0.as_str(), seen[2].1, seen[2].2.as_str()), ("files/0", 0o644, "PEM"));
     }
 
     #[test]

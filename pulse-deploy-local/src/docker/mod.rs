@@ -20,8 +20,8 @@ mod secret;
 
 pub use connect::connect_docker;
 pub use image::{
-    build_demo_image, build_scratch_image, build_static_binary, build_static_binary_with, Artifact,
-    DEMO_IMAGE,
+    build_demo_image, build_scratch_image, build_scratch_image_with_files, build_static_binary,
+    build_static_binary_with, Artifact, ImageFile, DEMO_IMAGE,
 };
 pub use orchestrator::{default_state_dir, DockerOrchestrator, DockerOrchestratorBuilder};
 pub use remove::remove_app_containers;
