@@ -62,7 +62,11 @@ impl AwsProvider {
 
     /// The three parts as the provider-neutral [`Providers`].
     pub fn providers(&self) -> Providers {
-        Providers { orchestrator: self.orchestrator.clone(), router: self.router.clone(), drain: self.drain.clone() }
+        Providers {
+            orchestrator: self.orchestrator.clone(),
+            router: self.router.clone(),
+            drain: self.drain.clone(),
+        }
     }
 
     /// Whether the app's controller runs: its ECS service [`CONTROLLER_SERVICE`] in the cluster has a
@@ -78,10 +82,7 @@ impl AwsProvider {
             .send()
             .await
             .map_err(|e| map_sdk_error("ecs", "describing the controller service", e))?;
-        Ok(out
-            .services()
-            .iter()
-            .any(|s| s.status() == Some("ACTIVE") && s.running_count() > 0))
+        Ok(out.services().iter().any(|s| s.status() == Some("ACTIVE") && s.running_count() > 0))
     }
 }
 
@@ -95,7 +96,10 @@ pub async fn read_drain_secret(aws: &AwsConfig, arn: &str) -> Result<Secret> {
         .await
         .map_err(|e| map_sdk_error("secretsmanager", "reading the drain secret", e))?;
     let value = out.secret_string().ok_or_else(|| {
-        Error::invalid("PULSE_AWS_DRAIN_SECRET_ARN", "the secret has no string value; store the token as text")
+        Error::invalid(
+            "PULSE_AWS_DRAIN_SECRET_ARN",
+            "the secret has no string value; store the token as text",
+        )
     })?;
     Secret::new("PULSE_AWS_DRAIN_SECRET_ARN", value)
 }

@@ -105,6 +105,10 @@ impl LocalProvider {
 
     /// The three parts as the provider-neutral [`Providers`].
     pub fn providers(&self) -> Providers {
-        Providers { orchestrator: self.orchestrator.clone(), router: self.router.clone(), drain: self.drain.clone() }
+        Providers {
+            orchestrator: self.orchestrator.clone(),
+            router: self.router.clone(),
+            drain: self.drain.clone(),
+        }
     }
 }

@@ -21,7 +21,8 @@ pub const FILE_NAME: &str = "pulse-deploy.toml";
 pub const TEMPLATE: &str = r#"# pulse-deploy configuration. Every key below is optional except `app` and `image`;
 # the values shown are the defaults. Unknown keys are errors. Durations: "30s", "5m", "6h".
 
-# Where versions run: "local" (Docker + Envoy on this machine) or "aws" (ECS + ALB).
+# Where versions run: "local" (Docker + Envoy on this machine) or "aws" (ECS + ALB, configured from the
+# PULSE_AWS_* environment: `terraform output -json environment` of pulse-deploy-aws/terraform, docs/aws.md).
 provider = "local"
 
 # The app's name: 1 to 16 of a-z, 0-9 and '-', starting and ending with a letter or digit.
@@ -225,13 +226,6 @@ impl Config {
             }),
         };
         let provider = raw.provider.as_ref().map(|p| *p.get_ref()).unwrap_or(ProviderKind::Local);
-        if provider == ProviderKind::Aws {
-            return Err(at(
-                raw.provider.as_ref().map(|p| p.span()),
-                "provider",
-                "the aws provider is not wired into the CLI yet; use provider = \"local\"".into(),
-            ));
-        }
         let app = AppName::new(raw.app.get_ref().clone())
             .map_err(|e| at(Some(raw.app.span()), "app", core_message(e)))?;
         if raw.image.get_ref().trim().is_empty() {
