@@ -21,7 +21,7 @@ pub enum Backend {
     /// Docker + Envoy.
     Local(LocalProvider),
     /// ECS + the ALB.
-    Aws(AwsProvider),
+    Aws(Box<AwsProvider>),
 }
 
 /// A connected provider.
@@ -41,7 +41,7 @@ impl Connected {
 
     /// The AWS provider, connected.
     pub fn aws(provider: AwsProvider) -> Connected {
-        Connected { providers: provider.providers(), backend: Backend::Aws(provider) }
+        Connected { providers: provider.providers(), backend: Backend::Aws(Box::new(provider)) }
     }
 
     /// Who runs the app's controller, when one runs (then `deploy` hands over to it).
