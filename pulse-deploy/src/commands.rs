@@ -81,7 +81,15 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     if let Command::CheckApp { url, mode, secret_file: Some(file), health_path, json } = &cli.command {
         return check_app(url, *mode, file, health_path.clone(), *json).await;
     }
-    let config = Config::load(&cli.config).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    let from_env = match &cli.command {
+        Command::Watch | Command::Status { .. } | Command::Reap { .. } => {
+            Config::from_aws_environment(&cli.config)
+        }
+        _ => None,
+    };
+    let config = from_env
+        .unwrap_or_else(|| Config::load(&cli.config))
+        .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     match &cli.command {
         Command::CheckApp { url, mode, health_path, json, .. } => {
             let path = health_path.clone().or_else(|| Some(config.health_path().to_owned()));

@@ -195,6 +195,23 @@ impl Config {
         Config::parse(file, &text)
     }
 
+    /// The configuration of a controller that has no file: the Terraform module's controller task runs
+    /// `pulse-deploy watch` from a `FROM scratch` image, configured by its environment alone. Used only
+    /// when `file` does not exist and `PULSE_AWS_APP` is set: `provider = "aws"`, the app from
+    /// `PULSE_AWS_APP`, every other key at its default. The image is never used by `watch`, `status` or
+    /// `reap` (each version's release comes from AWS, its task definition).
+    pub fn from_aws_environment(file: &Path) -> Option<Result<Config, ConfigError>> {
+        if file.exists() {
+            return None;
+        }
+        let app = std::env::var("PULSE_AWS_APP").ok().filter(|a| !a.trim().is_empty())?;
+        let text = format!(
+            "provider = \"aws\"\napp = {}\nimage = \"none:read-from-each-task-definition\"\n",
+            toml_string(&app)
+        );
+        Some(Config::parse(Path::new("(the PULSE_AWS_APP environment)"), &text))
+    }
+
     /// Checks `text` as the contents of `file`.
     pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         let at = |span: Option<Range<usize>>, field: &str, message: String| ConfigError {
@@ -411,6 +428,21 @@ fn fix_for(message: &str) -> String {
         "correct the value (see `pulse-deploy init` for every key and its default)"
     };
     format!("{message}; {fix}")
+}
+
+/// `value` as a TOML basic string.
+fn toml_string(value: &str) -> String {
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 #[cfg(test)]

@@ -214,5 +214,26 @@ fn the_aws_provider_names_a_missing_variable_before_any_call() {
         assert!(err.contains("Terraform"), "the error says where the value comes from: {err}");
     }
     assert!(!dir.join(".pulse-deploy/releases.jsonl").exists(), "a refused deploy recorded a release");
+
+    // The controller's task has no file: `watch` (and `status`, `reap`) take the app from PULSE_AWS_APP.
+    let bare = temp_dir("awsenv");
+    for command in [&["watch"][..], &["status"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_pulse-deploy-cli"))
+            .args(command)
+            .current_dir(&bare)
+            .env_remove("PULSE_DEPLOY_CONFIG")
+            .env_remove("PULSE_AWS_CLUSTER")
+            .env("PULSE_AWS_APP", "clitest-aws")
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .output()
+            .expect("running pulse-deploy");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command:?}: {err}");
+        assert!(err.contains("PULSE_AWS_CLUSTER") && !err.contains("cannot read it"), "{command:?}: {err}");
+    }
+    let (code, _, err) = cli(&bare, &["deploy", "v1"]);
+    assert_eq!(code, 2, "deploy still needs its file: {err}");
+    assert!(err.contains("cannot read it"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&bare);
 }
