@@ -87,7 +87,31 @@ pub struct CliRig {
     observer: Mutex<Option<LocalProvider>>,
 }
 
+/// The lines of `pulse-deploy init`'s file every test changes: fast polls and Envoy health checks (500 ms:
+/// what the tests' waits are sized for), drain deadlines far beyond a test, a short stop grace.
+pub const FAST: &[(&str, &str)] = &[
+    ("drain_deadline = \"6h\"", "drain_deadline = \"10m\""),
+    ("stop_grace = \"30s\"", "stop_grace = \"5s\""),
+    ("health_timeout = \"5m\"", "health_timeout = \"90s\""),
+    ("poll_interval = \"2s\"", "poll_interval = \"250ms\""),
+    ("health_check_interval = \"1s\"", "health_check_interval = \"500ms\""),
+];
+
 impl CliRig {
+    /// [`CliRig::start`] tuned with [`FAST`] and the demo app's reconnect grace `session_grace` (how long a
+    /// session whose socket went away is kept; a page load that never opens its socket holds its version
+    /// that long, too).
+    pub async fn start_fast(
+        binary: &Path,
+        prefix: &str,
+        session_grace: std::time::Duration,
+    ) -> Option<CliRig> {
+        let grace = format!("[env]\nPULSE_SESSION_GRACE_SECS = \"{}\"", session_grace.as_secs());
+        let mut tune = FAST.to_vec();
+        tune.push(("[env]", &grace));
+        CliRig::start(binary, prefix, &tune).await
+    }
+
     /// Checks Docker and Envoy (skip outside CI, fail under `CI=true`), builds the demo image, and runs
     /// `pulse-deploy init` for a fresh app named `PREFIX-xxxxx` in a fresh directory; then tunes the file it
     /// wrote for tests (`tune`: pairs of a line `init` writes and its replacement).

@@ -6,19 +6,11 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use pulse_deploy_core::{VersionId, VersionPhase};
 use pulse_deploy_tests::cli::{assert_all_answer, CliRig, STEP_TIMEOUT};
 use pulse_deploy_tests::session::Fate;
-
-const TUNE: &[(&str, &str)] = &[
-    ("drain_deadline = \"6h\"", "drain_deadline = \"10m\""),
-    ("stop_grace = \"30s\"", "stop_grace = \"5s\""),
-    ("[env]", "[env]\nPULSE_SESSION_GRACE_SECS = \"2\""),
-    ("health_timeout = \"5m\"", "health_timeout = \"90s\""),
-    ("poll_interval = \"2s\"", "poll_interval = \"250ms\""),
-    ("health_check_interval = \"1s\"", "health_check_interval = \"500ms\""),
-];
 
 /// 1. `deploy v1` with no controller runs the engine itself.
 /// 2. `watch` starts; a second `watch` exits 1 naming the holder's pid.
@@ -27,7 +19,12 @@ const TUNE: &[(&str, &str)] = &[
 /// 4. The sessions close: the controller reaps v1 with no deploy running; Ctrl-C stops it with exit 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_hands_over_to_a_running_controller() {
-    let Some(rig) = CliRig::start(Path::new(env!("CARGO_BIN_EXE_pulse-deploy-cli")), "clihand", TUNE).await
+    let Some(rig) = CliRig::start_fast(
+        Path::new(env!("CARGO_BIN_EXE_pulse-deploy-cli")),
+        "clihand",
+        Duration::from_secs(2),
+    )
+    .await
     else {
         return;
     };

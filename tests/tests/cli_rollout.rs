@@ -16,18 +16,6 @@ use pulse_deploy_tests::cli::{assert_all_answer, CliRig, STEP_TIMEOUT};
 use pulse_deploy_tests::load::Load;
 use pulse_deploy_tests::session::Fate;
 
-/// The lines of `pulse-deploy init`'s file the test changes: fast polls and health checks, a reconnect
-/// grace of 2 s (so that the steady load's page loads, which open no socket, end soon), drain deadlines
-/// far beyond the test.
-const TUNE: &[(&str, &str)] = &[
-    ("drain_deadline = \"6h\"", "drain_deadline = \"10m\""),
-    ("stop_grace = \"30s\"", "stop_grace = \"5s\""),
-    ("[env]", "[env]\nPULSE_SESSION_GRACE_SECS = \"2\""),
-    ("health_timeout = \"5m\"", "health_timeout = \"90s\""),
-    ("poll_interval = \"2s\"", "poll_interval = \"250ms\""),
-    ("health_check_interval = \"1s\"", "health_check_interval = \"500ms\""),
-];
-
 /// Proves, with the real binary and real providers, in order:
 /// 1. `deploy v1` exits 0, its progress plain lines (piped, so no spinner) saying how many instances are
 ///    healthy, and ends with the status table; v1 is ready with 100% of new sessions.
@@ -50,7 +38,12 @@ const TUNE: &[(&str, &str)] = &[
 /// 11. `down` removes every container of the app and stops Envoy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_life_with_the_cli_keeps_every_session() {
-    let Some(rig) = CliRig::start(Path::new(env!("CARGO_BIN_EXE_pulse-deploy-cli")), "clilife", TUNE).await
+    let Some(rig) = CliRig::start_fast(
+        Path::new(env!("CARGO_BIN_EXE_pulse-deploy-cli")),
+        "clilife",
+        Duration::from_secs(2),
+    )
+    .await
     else {
         return;
     };
