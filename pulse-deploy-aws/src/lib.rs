@@ -11,8 +11,8 @@
 //! - [`ecs`]: the orchestrator, the release as a task definition, tasks as instances.
 //! - [`alb`]: the router, target groups, affinity rules.
 //! - [`limits`]: every value AWS would reject, checked before any call; [`names`], [`tags`].
-//! - `terraform/`: the infrastructure all versions share, checked offline by `cargo xtask
-//!   terraform-validate`.
+//! - `terraform/`: the infrastructure all versions share and the controller's one-task service, checked
+//!   offline by `cargo xtask terraform-validate` and applied to moto by `tests/terraform_moto.rs`.
 //!
 //! ```no_run
 //! # async fn run() -> pulse_deploy_core::Result<()> {
@@ -37,6 +37,8 @@
 //! - the container: a demo-app process bound to the task's address, with the container definition's
 //!   environment, its secrets from Secrets Manager and a task metadata endpoint (the task ARN); a
 //!   process that exits stops its task;
+//! - a deleted service's tasks: moto marks a service INACTIVE at once and leaves its tasks running
+//!   (ECS keeps it DRAINING until they stopped); after `terraform destroy` the test stops them;
 //! - router upstreams of the conformance suite: in-process HTTP responders on loopback addresses; no
 //!   request goes through moto's load balancers, so the router checks that send requests are skipped;
 //! - the ALB's data plane, in the e2e (`tests/e2e_moto.rs`): a proxy that reads the listener from moto

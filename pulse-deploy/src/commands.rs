@@ -159,7 +159,11 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     f.write_all(content.as_bytes())
 }
 
-async fn connect(config: &Config) -> Result<LocalProvider, Failure> {
+/// The local provider every command uses, built from the configuration: the drain secret read from
+/// `local.secret_file` (exit 2 when it cannot be read), Docker, and the Envoy of `local.state_dir` adopted
+/// or started on `local.listen` (exit 3 when either cannot be reached). Tests observe what the commands do
+/// through a provider built the same way.
+pub async fn connect(config: &Config) -> Result<LocalProvider, Failure> {
     let file = &config.local.secret_file;
     let token = std::fs::read_to_string(file).map_err(|e| {
         Failure::new(

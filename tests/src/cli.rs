@@ -1,8 +1,11 @@
 //! Driving the real `pulse-deploy` command from a test ([`CliRig`]): a fresh directory holding the
 //! `pulse-deploy.toml` that `pulse-deploy init` wrote (tuned for tests: fast polls, short grace), runs of
-//! the binary in it (their exit code, stdout and stderr), a run that can be interrupted with SIGINT, an
-//! observer of the same Docker containers and Envoy built on the same state directory, and a cleanup that
-//! removes every container of the app, stops Envoy and deletes the directory.
+//! the binary in it (their exit code, stdout and stderr), a run that can be read line by line, interrupted
+//! with SIGINT or killed with SIGKILL, an observer of the same Docker containers and Envoy (built from the
+//! same file with the commands' own [`pulse_deploy::commands::connect`]), an executor in the test's process
+//! over that observer (for the fault tests that break things from inside a rollout), and a cleanup that
+//! removes every container of the app, stops Envoy and deletes the directory. The CLI tests
+//! (`tests/cli_*.rs`) and the fault tests (`tests/faults_*.rs`, through [`crate::faults`]) share it.
 //!
 //! The binary is `pulse-deploy`'s own `main.rs`, built by this crate as `pulse-deploy-cli` (Cargo cannot
 //! depend on another package's binary on stable); a test passes `env!("CARGO_BIN_EXE_pulse-deploy-cli")`
@@ -10,23 +13,24 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
-use pulse_deploy_core::rollout::AppStatus;
-use pulse_deploy_core::{AppName, Orchestrator, Secret, VersionId};
+use pulse_deploy::config::Config;
+use pulse_deploy_core::rollout::{AppStatus, EventSink, Executor};
+use pulse_deploy_core::{AppName, Orchestrator, Release, TrafficRouter, VersionId};
 use pulse_deploy_local::docker::{build_demo_image, remove_app_containers, DEMO_IMAGE};
-use pulse_deploy_local::{preflight, LocalConfig, LocalProvider};
+use pulse_deploy_local::{preflight, LocalProvider};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::{Mutex, OnceCell};
 
-use crate::faults::poll;
 use crate::http::HttpClient;
+use crate::poll::poll;
 use crate::session::{self, Fate, OnError, SessionHandle};
 
 /// How long any single wait of a CLI test may take.
@@ -194,23 +198,40 @@ impl CliRig {
             .unwrap_or_else(|e| panic!("status --json is not an AppStatus ({e}): {}", run.stdout))
     }
 
-    /// The providers the commands use, seen from this process (built on the same state directory, so it
-    /// adopts the same containers and the same Envoy). Call it once Envoy runs.
+    /// The configuration as the commands read it.
+    pub fn load_config(&self) -> Config {
+        Config::load(&self.config()).unwrap_or_else(|e| panic!("pulse-deploy.toml: {e}"))
+    }
+
+    /// The release `pulse-deploy deploy VERSION` deploys (the configuration's image and settings).
+    pub fn release(&self, version: &str) -> Release {
+        self.load_config().release(version, None).expect("the configuration's release")
+    }
+
+    /// The providers the commands use, seen from this process: built from the same file by the commands'
+    /// own constructor, so it adopts the same containers and the same Envoy (and starts Envoy, from its
+    /// state directory, when none runs: a test that drives the binary first lets the binary start it).
     pub async fn observer(&self) -> LocalProvider {
         let mut slot = self.observer.lock().await;
         if let Some(p) = slot.as_ref() {
             return p.clone();
         }
-        let state = self.dir.join(".pulse-deploy");
-        let token = std::fs::read_to_string(state.join("drain-secret")).expect("the drain secret");
-        let mut config = LocalConfig::new(&state, Secret::new("cli test", token.trim().to_owned()).unwrap());
-        config.docker = Some(self.docker.clone());
-        config.default_app = Some(self.app.clone());
-        config.listen = Some(self.base.parse::<SocketAddr>().expect("listen address"));
-        config.health_check_interval = Some(Duration::from_millis(500));
-        let provider = LocalProvider::connect(config).await.expect("the local provider (observer)");
+        let provider = pulse_deploy::commands::connect(&self.load_config())
+            .await
+            .unwrap_or_else(|f| panic!("the local provider (observer): {}", f.message));
         *slot = Some(provider.clone());
         provider
+    }
+
+    /// An executor in this process over the [`CliRig::observer`] providers, with the configuration's
+    /// rollout policy (what `pulse-deploy deploy` builds), reporting to `events`.
+    pub async fn executor(&self, events: EventSink) -> Executor {
+        self.observer().await.executor().policy(self.load_config().policy).events(events).build()
+    }
+
+    /// Pids of every live Envoy process started with the app's bootstrap (there must be one).
+    pub async fn envoy_processes(&self) -> Vec<u32> {
+        self.observer().await.router.envoy_processes()
     }
 
     /// Container ids of the app, sorted (running or not).
@@ -241,21 +262,36 @@ impl CliRig {
             .unwrap_or((0, 0))
     }
 
-    /// Waits until `version` has no container left.
+    /// Waits until `version` has no container and no route left.
     pub async fn wait_gone(&self, version: &VersionId) {
         let observer = self.observer().await;
-        poll(&format!("{version}'s containers to be gone"), STEP_TIMEOUT, || async {
+        poll(&format!("{version} to be gone (containers and routes)"), STEP_TIMEOUT, || async {
             let versions = observer.orchestrator.versions(&self.app).await.ok()?;
-            (!versions.iter().any(|v| v.version() == version)).then_some(())
+            let routing = observer.router.routing(&self.app).await.ok()?;
+            let left =
+                versions.iter().any(|v| v.version() == version) || routing.versions.contains_key(version);
+            (!left).then_some(())
         })
         .await
     }
 
-    /// Opens `n` sessions through Envoy, numbered from `first`; each must land on `version`.
+    /// Opens `n` sessions through Envoy, numbered from `first`; each must land on `version`. A session
+    /// whose connection fails is dropped ([`OnError::Drop`]).
     pub async fn open_sessions(&self, first: usize, n: usize, version: &str) -> Vec<SessionHandle> {
+        self.open_sessions_with(first, n, version, OnError::Drop).await
+    }
+
+    /// [`CliRig::open_sessions`], each client doing `on_error` when its connection fails.
+    pub async fn open_sessions_with(
+        &self,
+        first: usize,
+        n: usize,
+        version: &str,
+        on_error: OnError,
+    ) -> Vec<SessionHandle> {
         let tick = Duration::from_millis(500);
-        let opens = (first..first + n)
-            .map(|i| session::open_with(i, &self.http, &self.base, None, tick, OnError::Drop));
+        let opens =
+            (first..first + n).map(|i| session::open_with(i, &self.http, &self.base, None, tick, on_error));
         let sessions: Vec<SessionHandle> = futures::future::join_all(opens)
             .await
             .into_iter()
@@ -326,26 +362,40 @@ impl Running {
     /// Reads stdout until a line satisfies `wanted` (returned), failing the test if the process exits or
     /// `timeout` passes first.
     pub async fn until_line(&mut self, timeout: Duration, wanted: impl Fn(&str) -> bool) -> String {
+        self.until_line_or_end(timeout, wanted).await.unwrap_or_else(|| {
+            panic!("pulse-deploy {} ended before the awaited line; stdout:\n{}", self.args, self.stdout)
+        })
+    }
+
+    /// Reads stdout until a line satisfies `wanted` (returned) or stdout ends (`None`: the process exited
+    /// or is exiting; [`Running::finish`] tells how), failing the test if `timeout` passes first.
+    pub async fn until_line_or_end(
+        &mut self,
+        timeout: Duration,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Option<String> {
         let read = async {
             let mut line = String::new();
             loop {
                 line.clear();
-                let n = self.out.read_line(&mut line).await.expect("reading stdout");
-                assert!(
-                    n > 0,
-                    "pulse-deploy {} ended before the awaited line; stdout:\n{}",
-                    self.args,
-                    self.stdout
-                );
+                if self.out.read_line(&mut line).await.expect("reading stdout") == 0 {
+                    return None;
+                }
                 self.stdout.push_str(&line);
                 if wanted(line.trim_end()) {
-                    return line.trim_end().to_owned();
+                    return Some(line.trim_end().to_owned());
                 }
             }
         };
         tokio::time::timeout(timeout, read)
             .await
             .unwrap_or_else(|_| panic!("pulse-deploy {}: no awaited line within {timeout:?}", self.args))
+    }
+
+    /// Sends SIGKILL (no handler runs, nothing is flushed or cleaned up) and waits for the process to be
+    /// gone.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.unwrap_or_else(|e| panic!("SIGKILL pulse-deploy {}: {e}", self.args));
     }
 
     /// Sends SIGINT (what Ctrl-C sends).

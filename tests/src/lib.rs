@@ -8,9 +8,10 @@
 //! - [`socketio`], [`pulse_tab`], [`pulse_session`]: a Socket.IO client, a tab of the example Pulse app
 //!   through a page-tier stand-in (prerender, cookies, reloads), and a live session of it for the e2e;
 //! - [`python_image`]: the Python base and venv images (debootstrap, no registry, cached by content);
-//! - [`cli`]: the CLI tests' rig (`tests/cli_*.rs`): the real `pulse-deploy` binary in a directory of its own;
+//! - [`cli`]: the rig of the CLI and fault tests (`tests/cli_*.rs`, `tests/faults_*.rs`): the real
+//!   `pulse-deploy` binary in a directory of its own, and the same providers seen from the test;
 //! - [`controller_image`]: the controller's image (static `pulse-deploy` `FROM scratch`, with a CA bundle);
-//! - [`faults`]: helpers of the fault tests (`tests/faults_*.rs`) and the `pulse-deployer` binary they kill.
+//! - [`faults`]: the fault tests' tuning of that rig; [`poll`]: waiting for a condition against a deadline.
 
 pub mod cli;
 pub mod controller_image;
@@ -18,6 +19,7 @@ pub mod e2e;
 pub mod faults;
 pub mod http;
 pub mod load;
+pub mod poll;
 pub mod pulse_session;
 pub mod pulse_tab;
 pub mod python_image;

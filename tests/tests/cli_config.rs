@@ -68,7 +68,7 @@ fn init_writes_a_commented_config_and_a_private_secret() {
 }
 
 /// Proves that `--help` lists every command with examples and the exit codes, and exits 0; a bad
-/// command line exits 2.
+/// command line (a missing version, an unknown command, an unknown flag, named) exits 2.
 #[test]
 fn help_shows_examples_and_exit_codes() {
     let dir = temp_dir("help");
@@ -81,6 +81,9 @@ fn help_shows_examples_and_exit_codes() {
     assert_eq!(code, 2, "a missing version is a usage error: {err}");
     let (code, _, err) = cli(&dir, &["launch"]);
     assert_eq!(code, 2, "an unknown command is a usage error: {err}");
+    let (code, _, err) = cli(&dir, &["deploy", "v1", "--colour", "red"]);
+    assert_eq!(code, 2, "an unknown flag is a usage error: {err}");
+    assert!(err.contains("--colour"), "the error names the unknown flag: {err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

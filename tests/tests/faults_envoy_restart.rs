@@ -3,6 +3,7 @@
 //! Needs Docker and Envoy; with `CI=true` it fails when either is missing, otherwise it skips.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use pulse_deploy_core::rollout::{discard, Goal, RolloutEvent};
 use pulse_deploy_core::{TrafficRouter, VersionId};
-use pulse_deploy_tests::faults::{poll, Rig, STEP_TIMEOUT};
+use pulse_deploy_tests::cli::{CliRig, STEP_TIMEOUT};
+use pulse_deploy_tests::faults;
+use pulse_deploy_tests::poll::poll;
 use pulse_deploy_tests::session::{Fate, OnError};
 
 /// The app keeps a disconnected session this long: far longer than Envoy takes to come back.
@@ -26,15 +29,17 @@ const GRACE: Duration = Duration::from_secs(120);
 /// Envoy runs, and its configuration passes `envoy --mode validate`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoy_killed_mid_rollout_comes_back_and_clients_resume_their_sessions() {
-    let Some(rig) = Rig::start("envoykill").await else { return };
-    rig.run(scenario).await;
+    let binary = Path::new(env!("CARGO_BIN_EXE_pulse-deploy-cli"));
+    let Some(rig) = faults::rig(binary, "envoykill", GRACE).await else { return };
+    rig.run_scenario(scenario).await;
 }
 
-async fn scenario(rig: Arc<Rig>) {
+async fn scenario(rig: Arc<CliRig>) {
+    let router = rig.observer().await.router;
     let v2 = VersionId::new("v2").unwrap();
-    rig.executor(discard()).deploy(&rig.release("v1", GRACE), Goal::Shifted).await.expect("deploying v1");
+    rig.executor(discard()).await.deploy(&rig.release("v1"), Goal::Shifted).await.expect("deploying v1");
     let resume = OnError::Resume { within: Duration::from_secs(45) };
-    let sessions = rig.open_sessions(0, 10, "v1", resume).await;
+    let sessions = rig.open_sessions_with(0, 10, "v1", resume).await;
     let pins: BTreeMap<usize, (String, String)> =
         sessions.iter().map(|h| (h.record().n, (h.record().instance, h.record().session))).collect();
     rig.progress(format!("v1 serves {} sessions (clients resume after a cut connection)", sessions.len()));
@@ -44,7 +49,7 @@ async fn scenario(rig: Arc<Rig>) {
     // observation) and as it sets the weights (the router call itself starts Envoy, with the new weights).
     let kills: Arc<Mutex<Vec<Kill>>> = Arc::default();
     let events = {
-        let (router, kills) = (rig.router.clone(), kills.clone());
+        let (router, kills) = (router.clone(), kills.clone());
         Arc::new(move |ev: &RolloutEvent| {
             let RolloutEvent::ActionStarted { action } = ev else { return };
             if !(action.starts_with("deploy v2") || action.starts_with("set weights")) {
@@ -60,16 +65,16 @@ async fn scenario(rig: Arc<Rig>) {
             kills.lock().unwrap().push(Kill { pid, at, action: action.clone(), back: None });
         })
     };
-    let executor = rig.executor(events);
-    let release = rig.release("v2", GRACE);
+    let executor = rig.executor(events).await;
+    let release = rig.release("v2");
     let deploy = tokio::spawn(async move { executor.deploy(&release, Goal::Shifted).await });
 
     // Watch Envoy come back after each kill: a new pid serving our bootstrap, routing requests to the app.
     let monitor = {
-        let (rig, kills) = (rig.clone(), kills.clone());
+        let (rig, router, kills) = (rig.clone(), router.clone(), kills.clone());
         tokio::spawn(async move {
             loop {
-                let up = match rig.router.envoy_pid() {
+                let up = match router.envoy_pid() {
                     Some(pid) => {
                         let url = format!("http://{}/health", rig.base);
                         let answer =
@@ -111,12 +116,12 @@ async fn scenario(rig: Arc<Rig>) {
         ));
     }
     let killed = kills[kills.len() - 1].at;
-    let routing = rig.router.routing(&rig.app).await.expect("routing");
+    let routing = router.routing(&rig.app).await.expect("routing");
     assert_eq!(routing.weights.get(&v2), 100, "v2 must have every new session: {}", routing.weights);
-    let envoys = rig.envoy_processes();
-    assert_eq!(envoys, rig.router.envoy_pid().into_iter().collect::<Vec<_>>(), "exactly one Envoy runs");
+    let envoys = rig.envoy_processes().await;
+    assert_eq!(envoys, router.envoy_pid().into_iter().collect::<Vec<_>>(), "exactly one Envoy runs");
     assert!(kills.iter().all(|k| !envoys.contains(&k.pid)), "a killed Envoy runs again?");
-    rig.router.validate_config().await.expect("the configuration Envoy was restarted with validates");
+    router.validate_config().await.expect("the configuration Envoy was restarted with validates");
 
     // Every session was cut by the kill, resumed on its version and instance, and answers again.
     let resumed = poll("every session to resume and answer again", STEP_TIMEOUT, || async {
@@ -155,7 +160,7 @@ async fn scenario(rig: Arc<Rig>) {
     ));
     let resumes: usize = sessions.iter().map(|h| h.record().resumes.len()).sum();
     rig.progress(format!("{resumes} resumes in all over {} sessions", sessions.len()));
-    let fresh = rig.open_sessions(100, 2, "v2", OnError::Drop).await;
+    let fresh = rig.open_sessions(100, 2, "v2").await;
     for h in sessions.into_iter().chain(fresh) {
         let r = h.close().await;
         assert_eq!(r.fate, Fate::Closed, "session {} did not close cleanly: {r:?}", r.n);

@@ -3,6 +3,7 @@
 //! Needs Docker and Envoy; with `CI=true` it fails when either is missing, otherwise it skips.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,8 +12,10 @@ use bollard::query_parameters::KillContainerOptionsBuilder;
 use pulse_deploy_core::rollout::Controller;
 use pulse_deploy_core::rollout::{discard, Action, Goal};
 use pulse_deploy_core::{TrafficRouter, VersionId, VersionPhase};
-use pulse_deploy_tests::faults::{poll, Rig, STEP_TIMEOUT};
-use pulse_deploy_tests::session::{Fate, OnError, SessionHandle};
+use pulse_deploy_tests::cli::{CliRig, STEP_TIMEOUT};
+use pulse_deploy_tests::faults;
+use pulse_deploy_tests::poll::poll;
+use pulse_deploy_tests::session::{Fate, SessionHandle};
 
 /// The app's reconnect grace (no client reconnects in this test).
 const GRACE: Duration = Duration::from_secs(3);
@@ -24,24 +27,27 @@ const GRACE: Duration = Duration::from_secs(3);
 /// targeting it, and v1 is still reaped automatically once its remaining sessions close.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_of_a_draining_instance_loses_only_its_sessions_and_v1_is_still_reaped() {
-    let Some(rig) = Rig::start("crash").await else { return };
-    rig.run(scenario).await;
+    let binary = Path::new(env!("CARGO_BIN_EXE_pulse-deploy-cli"));
+    let Some(rig) = faults::rig(binary, "crash", GRACE).await else { return };
+    rig.run_scenario(scenario).await;
 }
 
-async fn scenario(rig: Arc<Rig>) {
+async fn scenario(rig: Arc<CliRig>) {
+    let router = rig.observer().await.router;
     let (v1, v2) = (VersionId::new("v1").unwrap(), VersionId::new("v2").unwrap());
-    rig.executor(discard()).deploy(&rig.release("v1", GRACE), Goal::Shifted).await.expect("deploying v1");
+    rig.executor(discard()).await.deploy(&rig.release("v1"), Goal::Shifted).await.expect("deploying v1");
     // Sessions on both instances of v1 (Envoy balances new sessions; open more until both hold some).
-    let mut sessions = rig.open_sessions(0, 10, "v1", OnError::Drop).await;
+    let mut sessions = rig.open_sessions(0, 10, "v1").await;
     while instances_of(&sessions).len() < 2 {
         assert!(sessions.len() < 40, "40 sessions all landed on one instance of v1");
-        let more = rig.open_sessions(sessions.len(), 2, "v1", OnError::Drop).await;
+        let more = rig.open_sessions(sessions.len(), 2, "v1").await;
         sessions.extend(more);
     }
 
     // The controller deploys v2; v1 drains.
-    let controller = Controller::start(rig.executor(discard()), rig.app.clone(), Duration::from_millis(250));
-    controller.deploy(rig.release("v2", GRACE));
+    let controller =
+        Controller::start(rig.executor(discard()).await, rig.app.clone(), Duration::from_millis(250));
+    controller.deploy(rig.release("v2"));
     controller
         .wait_for("v2 to have every new session and v1 to drain", STEP_TIMEOUT, |p| {
             p.target.as_ref() == Some(&v2) && p.shifted && p.phases.get(&v1) == Some(&VersionPhase::Draining)
@@ -89,7 +95,7 @@ async fn scenario(rig: Arc<Rig>) {
 
     // The controller stops routing to the crashed instance and never replaces it.
     poll("the router to target only v1's surviving instance", STEP_TIMEOUT, || async {
-        let routing = rig.router.routing(&rig.app).await.ok()?;
+        let routing = router.routing(&rig.app).await.ok()?;
         (routing.versions.get(&v1)?.route.targets.len() == 1).then_some(())
     })
     .await;
@@ -120,7 +126,7 @@ async fn scenario(rig: Arc<Rig>) {
         closed += 1;
     }
     let last_closed = Instant::now();
-    rig.wait_gone(&v1, STEP_TIMEOUT).await;
+    rig.wait_gone(&v1).await;
     rig.progress(format!(
         "{closed} surviving sessions closed; v1 reaped {:.1} s after the last ({} lost to the crash, counted apart)",
         last_closed.elapsed().as_secs_f64(),

@@ -2,7 +2,8 @@
 //!
 //! 1. `cargo fmt --check`;
 //! 2. clippy on every target with warnings denied;
-//! 3. the Terraform module validated offline (`cargo xtask terraform-validate`, ~13 s);
+//! 3. the Terraform module and its first-setup example validated offline (`cargo xtask terraform-validate`,
+//!    ~20-35 s: each `validate` loads the provider);
 //! 4. the pinned tools (Envoy, moto) installed into `.venv`;
 //! 5. the Python images (`cargo xtask python-image`: built once per Docker daemon, cached by content tag;
 //!    the tests of the example Pulse app run in them);
