@@ -343,7 +343,13 @@ impl Session {
 
     /// Opens a new session at `url` (a `/ws` URL without a session id), wherever it is routed.
     pub(crate) async fn open_url(url: &str) -> Session {
-        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("WebSocket");
+        Session::try_open_url(url).await.unwrap_or_else(|e| panic!("WebSocket to {url}: {e}"))
+    }
+
+    /// [`Session::open_url`], or the error when the handshake is refused (e.g. 409 from a draining
+    /// version that a load balancer still sends new sessions to).
+    pub(crate) async fn try_open_url(url: &str) -> Result<Session, String> {
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.map_err(|e| e.to_string())?;
         let hello =
             tokio::time::timeout(STEP, ws.next()).await.expect("hello in time").expect("open").expect("ok");
         let hello = parse(&hello);
@@ -355,7 +361,7 @@ impl Session {
             instance: hello["instance"].as_str().expect("instance").to_owned(),
             counter: hello["counter"].as_u64().expect("counter"),
         };
-        s
+        Ok(s)
     }
 
     /// Answers checked on this session so far (the hello not included).
