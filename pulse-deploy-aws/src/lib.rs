@@ -10,6 +10,8 @@
 //!   backoff under a deadline.
 //! - [`ecs`]: the orchestrator, the release as a task definition, tasks as instances.
 //! - [`alb`]: the router, target groups, affinity rules.
+//! - [`provider`]: [`AwsProvider`], the three providers of one app from the `PULSE_AWS_*` environment (the
+//!   one constructor the CLI and the controller use).
 //! - [`limits`]: every value AWS would reject, checked before any call; [`names`], [`tags`].
 //! - `terraform/`: the infrastructure all versions share and the controller's one-task service, checked
 //!   offline by `cargo xtask terraform-validate` and applied to moto by `tests/terraform_moto.rs`.
@@ -55,9 +57,11 @@ pub mod ecs;
 pub mod errors;
 pub mod limits;
 pub mod names;
+pub mod provider;
 pub mod retry;
 pub mod tags;
 
 pub use alb::{AlbConfig, AlbRouter};
 pub use client::{AwsConfig, AwsConfigBuilder};
 pub use ecs::{EcsConfig, EcsOrchestrator};
+pub use provider::AwsProvider;

@@ -54,6 +54,7 @@ mod endpoint;
 mod error;
 pub mod memory;
 mod orchestrator;
+mod providers;
 pub mod rollout;
 mod router;
 mod secret;
@@ -67,5 +68,6 @@ pub use domain::{
 pub use endpoint::Endpoint;
 pub use error::{BoxError, Error, Result};
 pub use orchestrator::{Orchestrator, VersionState};
+pub use providers::Providers;
 pub use router::{RoutedVersion, RoutingState, Target, TargetHealth, TrafficRouter, VersionRoute};
 pub use secret::{Secret, MIN_SECRET_LEN};

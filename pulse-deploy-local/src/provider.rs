@@ -11,7 +11,7 @@ use std::time::Duration;
 use bollard::Docker;
 use pulse_deploy_core::drain::HttpDrainClient;
 use pulse_deploy_core::rollout::{Executor, ExecutorBuilder};
-use pulse_deploy_core::{AppName, Result, Secret};
+use pulse_deploy_core::{AppName, Providers, Result, Secret};
 
 use crate::{DockerOrchestrator, EnvoyRouter};
 
@@ -101,5 +101,14 @@ impl LocalProvider {
     /// An executor over the three parts (set its policy, events and stop token on the builder).
     pub fn executor(&self) -> ExecutorBuilder {
         Executor::builder(self.orchestrator.clone(), self.router.clone(), self.drain.clone())
+    }
+
+    /// The three parts as the provider-neutral [`Providers`].
+    pub fn providers(&self) -> Providers {
+        Providers {
+            orchestrator: self.orchestrator.clone(),
+            router: self.router.clone(),
+            drain: self.drain.clone(),
+        }
     }
 }

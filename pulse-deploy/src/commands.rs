@@ -8,20 +8,22 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pulse_deploy_aws::AwsProvider;
 use pulse_deploy_core::drain::{drain_all, verified};
 use pulse_deploy_core::rollout::{
     AppStatus, Controller, Desired, Executor, Goal, PlanMemory, RolloutEvent, StopSignal, Stopper,
 };
-use pulse_deploy_core::{Orchestrator, Secret, TrafficRouter, VersionId, VersionPhase, Weights};
+use pulse_deploy_core::{Secret, VersionId, VersionPhase, Weights};
 use pulse_deploy_local::{LocalConfig, LocalProvider};
 
 use crate::check_app;
 use crate::cli::{CheckMode, Cli, Command};
-use crate::config::{Config, TEMPLATE};
+use crate::config::{Config, ProviderKind, TEMPLATE};
 use crate::history::History;
 use crate::journal::{self, Journal};
 use crate::lease::ControllerLease;
 use crate::progress::{Progress, Style};
+use crate::provider::Connected;
 use crate::table;
 
 #[path = "hand_off.rs"]
@@ -79,7 +81,15 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     if let Command::CheckApp { url, mode, secret_file: Some(file), health_path, json } = &cli.command {
         return check_app(url, *mode, file, health_path.clone(), *json).await;
     }
-    let config = Config::load(&cli.config).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    let from_env = match &cli.command {
+        Command::Watch | Command::Status { .. } | Command::Reap { .. } => {
+            Config::from_aws_environment(&cli.config)
+        }
+        _ => None,
+    };
+    let config = from_env
+        .unwrap_or_else(|| Config::load(&cli.config))
+        .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     match &cli.command {
         Command::CheckApp { url, mode, health_path, json, .. } => {
             let path = health_path.clone().or_else(|| Some(config.health_path().to_owned()));
@@ -159,11 +169,27 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     f.write_all(content.as_bytes())
 }
 
-/// The local provider every command uses, built from the configuration: the drain secret read from
+/// The provider the configuration names, connected. `aws` reads the `PULSE_AWS_*` environment (a missing
+/// or invalid variable is exit 2, naming it, before any AWS call) and the drain secret (exit 3 when AWS
+/// cannot be reached).
+pub async fn connect(config: &Config) -> Result<Connected, Failure> {
+    match config.provider {
+        ProviderKind::Local => Ok(Connected::local(connect_local(config).await?)),
+        ProviderKind::Aws => match AwsProvider::from_env().await {
+            Ok(p) => Ok(Connected::aws(p)),
+            Err(e @ pulse_deploy_core::Error::InvalidInput { .. }) => {
+                Err(Failure::new(exit::USAGE, format!("provider = \"aws\": {e}")))
+            }
+            Err(e) => Err(Failure::new(exit::UNREACHABLE, format!("provider = \"aws\": {e}"))),
+        },
+    }
+}
+
+/// The local provider, built from the configuration: the drain secret read from
 /// `local.secret_file` (exit 2 when it cannot be read), Docker, and the Envoy of `local.state_dir` adopted
 /// or started on `local.listen` (exit 3 when either cannot be reached). Tests observe what the commands do
 /// through a provider built the same way.
-pub async fn connect(config: &Config) -> Result<LocalProvider, Failure> {
+pub async fn connect_local(config: &Config) -> Result<LocalProvider, Failure> {
     let file = &config.local.secret_file;
     let token = std::fs::read_to_string(file).map_err(|e| {
         Failure::new(
@@ -183,7 +209,7 @@ pub async fn connect(config: &Config) -> Result<LocalProvider, Failure> {
 /// An executor over the provider whose events go to `progress` and to the timeline journal.
 fn executor(
     config: &Config,
-    provider: &LocalProvider,
+    provider: &Connected,
     stopper: Option<&Stopper>,
     progress: &Arc<Progress>,
 ) -> Executor {
@@ -197,7 +223,7 @@ fn executor(
         }
         progress.event(ev)
     };
-    let mut b = provider.executor().policy(config.policy.clone()).events(Arc::new(events));
+    let mut b = provider.providers.executor().policy(config.policy.clone()).events(Arc::new(events));
     if let Some(s) = stopper {
         b = b.stop_on(s.graceful());
     }
@@ -238,7 +264,7 @@ fn on_ctrl_c(stopper: Stopper) {
 
 async fn deploy(
     config: &Config,
-    provider: &LocalProvider,
+    provider: &Connected,
     version: &str,
     image: Option<&str>,
     settle: bool,
@@ -247,8 +273,7 @@ async fn deploy(
     let release = config.release(version, image).map_err(rollout)?;
     let history = History::new(&config.local.state_dir);
     history.record(&release).map_err(|e| Failure::new(exit::FAILED, e))?;
-    let holder = ControllerLease::held_by_other(&config.local.state_dir)
-        .map_err(|e| Failure::new(exit::FAILED, format!("reading the controller lease: {e}")))?;
+    let holder = provider.controller(config).await.map_err(|e| Failure::new(exit::UNREACHABLE, e))?;
     if let Some(holder) = holder {
         return hand_off::deploy(config, provider, &release, &holder, settle).await;
     }
@@ -307,7 +332,7 @@ async fn deploy(
     }
 }
 
-async fn status(config: &Config, provider: &LocalProvider, json: bool, watch: bool) -> Result<u8, Failure> {
+async fn status(config: &Config, provider: &Connected, json: bool, watch: bool) -> Result<u8, Failure> {
     let exec = executor(config, provider, None, &plain());
     let show = |s: &AppStatus| {
         if json {
@@ -345,7 +370,7 @@ fn same(a: &AppStatus, b: &AppStatus) -> bool {
 
 async fn plan(
     config: &Config,
-    provider: &LocalProvider,
+    provider: &Connected,
     version: &str,
     image: Option<&str>,
     json: bool,
@@ -370,7 +395,7 @@ async fn plan(
     Ok(exit::OK)
 }
 
-async fn drain(config: &Config, provider: &LocalProvider, version: &str) -> Result<u8, Failure> {
+async fn drain(config: &Config, provider: &Connected, version: &str) -> Result<u8, Failure> {
     let id = VersionId::new(version.to_owned()).map_err(rollout)?;
     let exec = executor(config, provider, None, &plain());
     let status = exec.status(&config.app).await.map_err(rollout)?;
@@ -386,12 +411,12 @@ async fn drain(config: &Config, provider: &LocalProvider, version: &str) -> Resu
             format!("{version} still gets {}% of new sessions; deploy another version first", v.weight),
         ));
     }
-    let versions = provider.orchestrator.versions(&config.app).await.map_err(rollout)?;
+    let versions = provider.providers.orchestrator.versions(&config.app).await.map_err(rollout)?;
     let state = versions.iter().find(|s| s.version() == &id).ok_or_else(|| {
         Failure::new(exit::FAILED, format!("{id} was reaped meanwhile; run the command again"))
     })?;
     let instances: Vec<_> = state.live_instances().cloned().collect();
-    let report = drain_all(provider.drain.as_ref(), &instances, state.release.drain_deadline).await;
+    let report = drain_all(provider.providers.drain.as_ref(), &instances, state.release.drain_deadline).await;
     say(format!(
         "drain signal: {} of {} instances of {version} acknowledged",
         report.acknowledged(),
@@ -400,7 +425,7 @@ async fn drain(config: &Config, provider: &LocalProvider, version: &str) -> Resu
     Ok(if report.acknowledged() == report.acks.len() { exit::OK } else { exit::FAILED })
 }
 
-async fn reap(config: &Config, provider: &LocalProvider, json: bool) -> Result<u8, Failure> {
+async fn reap(config: &Config, provider: &Connected, json: bool) -> Result<u8, Failure> {
     let exec = executor(config, provider, None, &plain());
     let desired = Desired { app: config.app.clone(), target: None };
     let pass = exec.step(&desired, &mut PlanMemory::default(), &Default::default()).await.map_err(rollout)?;
@@ -419,7 +444,7 @@ async fn reap(config: &Config, provider: &LocalProvider, json: bool) -> Result<u
     Ok(exit::OK)
 }
 
-async fn watch(config: &Config, provider: &LocalProvider) -> Result<u8, Failure> {
+async fn watch(config: &Config, provider: &Connected) -> Result<u8, Failure> {
     let _lease = match ControllerLease::acquire(&config.local.state_dir) {
         Ok(Ok(lease)) => lease,
         Ok(Err(holder)) => {
@@ -456,7 +481,7 @@ async fn watch(config: &Config, provider: &LocalProvider) -> Result<u8, Failure>
     Ok(exit::OK)
 }
 
-async fn rollback(config: &Config, provider: &LocalProvider) -> Result<u8, Failure> {
+async fn rollback(config: &Config, provider: &Connected) -> Result<u8, Failure> {
     let progress = Progress::stdout(Style::detect(false));
     let stopper = Stopper::new();
     on_ctrl_c(stopper.clone());
@@ -471,8 +496,7 @@ async fn rollback(config: &Config, provider: &LocalProvider) -> Result<u8, Failu
         .iter()
         .filter(|v| v.version != current && v.phase == VersionPhase::Draining)
         .max_by_key(|v| v.created_at);
-    let controller = ControllerLease::held_by_other(&config.local.state_dir)
-        .map_err(|e| Failure::new(exit::FAILED, format!("reading the controller lease: {e}")))?;
+    let controller = provider.controller(config).await.map_err(|e| Failure::new(exit::UNREACHABLE, e))?;
     if let (Some(previous), Some(holder)) = (live, &controller) {
         // Undraining and moving the weights would write behind the controller's back.
         return Err(Failure::new(
@@ -486,14 +510,19 @@ async fn rollback(config: &Config, provider: &LocalProvider) -> Result<u8, Failu
     }
     let release = if let Some(previous) = live {
         let id = previous.version.clone();
-        let versions = provider.orchestrator.versions(&config.app).await.map_err(rollout)?;
+        let versions = provider.providers.orchestrator.versions(&config.app).await.map_err(rollout)?;
         let state = versions.iter().find(|s| s.version() == &id).ok_or_else(|| {
             Failure::new(exit::FAILED, format!("{id} was reaped meanwhile; run the command again"))
         })?;
         for i in state.live_instances() {
-            verified::undrain(provider.drain.as_ref(), i).await.map_err(rollout)?;
+            verified::undrain(provider.providers.drain.as_ref(), i).await.map_err(rollout)?;
         }
-        provider.router.set_weights(&config.app, &Weights::all_to(id.clone())).await.map_err(rollout)?;
+        provider
+            .providers
+            .router
+            .set_weights(&config.app, &Weights::all_to(id.clone()))
+            .await
+            .map_err(rollout)?;
         progress.line(format!("rolled back by undrain: {id} serves new sessions again; {current} drains"));
         Journal::new(&config.local.state_dir).mark(format!("rollback to {id} (undrain)"));
         let release = state.release.clone();
@@ -548,18 +577,18 @@ async fn rollback(config: &Config, provider: &LocalProvider) -> Result<u8, Failu
     Ok(exit::OK)
 }
 
-async fn down(config: &Config, provider: &LocalProvider) -> Result<u8, Failure> {
-    let versions = provider.orchestrator.versions(&config.app).await.map_err(rollout)?;
+async fn down(config: &Config, provider: &Connected) -> Result<u8, Failure> {
+    let versions = provider.providers.orchestrator.versions(&config.app).await.map_err(rollout)?;
     let names: Vec<String> = versions.iter().map(|v| v.version().to_string()).collect();
     pulse_deploy_core::teardown::tear_down(
-        Some(provider.orchestrator.as_ref()),
-        Some(provider.router.as_ref()),
+        Some(provider.providers.orchestrator.as_ref()),
+        Some(provider.providers.router.as_ref()),
         &config.app,
         config.stop_grace() + Duration::from_secs(30),
     )
     .await
     .map_err(rollout)?;
-    provider.router.shutdown().await.map_err(rollout)?;
+    provider.shutdown().await.map_err(rollout)?;
     Journal::new(&config.local.state_dir).mark("down");
     let removed = if names.is_empty() { "no version was running".to_owned() } else { names.join(", ") };
     say(format!("{} is down: removed {removed}; Envoy stopped", config.app));

@@ -21,7 +21,8 @@ pub const FILE_NAME: &str = "pulse-deploy.toml";
 pub const TEMPLATE: &str = r#"# pulse-deploy configuration. Every key below is optional except `app` and `image`;
 # the values shown are the defaults. Unknown keys are errors. Durations: "30s", "5m", "6h".
 
-# Where versions run: "local" (Docker + Envoy on this machine) or "aws" (ECS + ALB).
+# Where versions run: "local" (Docker + Envoy on this machine) or "aws" (ECS + ALB, configured from the
+# PULSE_AWS_* environment: `terraform output -json environment` of pulse-deploy-aws/terraform, docs/aws.md).
 provider = "local"
 
 # The app's name: 1 to 16 of a-z, 0-9 and '-', starting and ending with a letter or digit.
@@ -194,6 +195,23 @@ impl Config {
         Config::parse(file, &text)
     }
 
+    /// The configuration of a controller that has no file: the Terraform module's controller task runs
+    /// `pulse-deploy watch` from a `FROM scratch` image, configured by its environment alone. Used only
+    /// when `file` does not exist and `PULSE_AWS_APP` is set: `provider = "aws"`, the app from
+    /// `PULSE_AWS_APP`, every other key at its default. The image is never used by `watch`, `status` or
+    /// `reap` (each version's release comes from AWS, its task definition).
+    pub fn from_aws_environment(file: &Path) -> Option<Result<Config, ConfigError>> {
+        if file.exists() {
+            return None;
+        }
+        let app = std::env::var("PULSE_AWS_APP").ok().filter(|a| !a.trim().is_empty())?;
+        let text = format!(
+            "provider = \"aws\"\napp = {}\nimage = \"none:read-from-each-task-definition\"\n",
+            toml_string(&app)
+        );
+        Some(Config::parse(Path::new("(the PULSE_AWS_APP environment)"), &text))
+    }
+
     /// Checks `text` as the contents of `file`.
     pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         let at = |span: Option<Range<usize>>, field: &str, message: String| ConfigError {
@@ -225,13 +243,6 @@ impl Config {
             }),
         };
         let provider = raw.provider.as_ref().map(|p| *p.get_ref()).unwrap_or(ProviderKind::Local);
-        if provider == ProviderKind::Aws {
-            return Err(at(
-                raw.provider.as_ref().map(|p| p.span()),
-                "provider",
-                "the aws provider is not wired into the CLI yet; use provider = \"local\"".into(),
-            ));
-        }
         let app = AppName::new(raw.app.get_ref().clone())
             .map_err(|e| at(Some(raw.app.span()), "app", core_message(e)))?;
         if raw.image.get_ref().trim().is_empty() {
@@ -417,6 +428,21 @@ fn fix_for(message: &str) -> String {
         "correct the value (see `pulse-deploy init` for every key and its default)"
     };
     format!("{message}; {fix}")
+}
+
+/// `value` as a TOML basic string.
+fn toml_string(value: &str) -> String {
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 #[cfg(test)]

@@ -5,21 +5,20 @@
 //! weights or drains; it follows the controller's progress, read from the providers, and says so.
 
 use pulse_deploy_core::rollout::AppStatus;
-use pulse_deploy_core::{Orchestrator, Release, VersionPhase};
-use pulse_deploy_local::LocalProvider;
+use pulse_deploy_core::{Release, VersionPhase};
 
 use super::{executor, exit, rollout, same, say, Failure};
 use crate::config::Config;
-use crate::lease::Holder;
+use crate::provider::Connected;
 use crate::table;
 
 /// Hands `release` to the controller and waits until it has every new session (with `settle`, until it is
 /// the only version left). Ctrl-C stops following; the controller goes on.
 pub(super) async fn deploy(
     config: &Config,
-    provider: &LocalProvider,
+    provider: &Connected,
     release: &Release,
-    holder: &Holder,
+    holder: &str,
     settle: bool,
 ) -> Result<u8, Failure> {
     let version = &release.version;
@@ -27,7 +26,7 @@ pub(super) async fn deploy(
         "{holder} runs for {}: handing {version} over to it (this command only follows)",
         config.app
     ));
-    provider.orchestrator.deploy(release).await.map_err(rollout)?;
+    provider.providers.orchestrator.deploy(release).await.map_err(rollout)?;
     say(format!("→ created {version} ({}); the controller takes it from here", release.image));
     let exec = executor(config, provider, None, &super::plain());
     let deadline =

@@ -4,8 +4,8 @@
 //! command line), [`commands`] (what each subcommand does over the engine), [`table`] (the status table),
 //! [`history`] (the releases `rollback` can return to), [`journal`] (what `timeline` draws, recorded as
 //! the commands run), [`timeline`] (the SVG picture), [`progress`] (a spinner per step on a terminal, plain
-//! lines when piped or in CI), [`check_app`] (the drain-protocol checker) and [`lease`] (one controller
-//! per app; `deploy` hands over to it). The binary is a thin `main` over [`main`]; the engine itself
+//! lines when piped or in CI), [`check_app`] (the drain-protocol checker), [`provider`] (the configured
+//! provider, local or aws, connected) and [`lease`] (one controller per app; `deploy` hands over to it). The binary is a thin `main` over [`main`]; the engine itself
 //! (`pulse-deploy-core`) stays usable without any of this.
 
 pub mod check_app;
@@ -16,6 +16,7 @@ pub mod history;
 pub mod journal;
 pub mod lease;
 pub mod progress;
+pub mod provider;
 pub mod table;
 pub mod timeline;
 

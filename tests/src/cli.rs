@@ -2,7 +2,7 @@
 //! `pulse-deploy.toml` that `pulse-deploy init` wrote (tuned for tests: fast polls, short grace), runs of
 //! the binary in it (their exit code, stdout and stderr), a run that can be read line by line, interrupted
 //! with SIGINT or killed with SIGKILL, an observer of the same Docker containers and Envoy (built from the
-//! same file with the commands' own [`pulse_deploy::commands::connect`]), an executor in the test's process
+//! same file with the commands' own [`pulse_deploy::commands::connect_local`]), an executor in the test's process
 //! over that observer (for the fault tests that break things from inside a rollout), and a cleanup that
 //! removes every container of the app, stops Envoy and deletes the directory. The CLI tests
 //! (`tests/cli_*.rs`) and the fault tests (`tests/faults_*.rs`, through [`crate::faults`]) share it.
@@ -216,7 +216,7 @@ impl CliRig {
         if let Some(p) = slot.as_ref() {
             return p.clone();
         }
-        let provider = pulse_deploy::commands::connect(&self.load_config())
+        let provider = pulse_deploy::commands::connect_local(&self.load_config())
             .await
             .unwrap_or_else(|f| panic!("the local provider (observer): {}", f.message));
         *slot = Some(provider.clone());

@@ -183,3 +183,57 @@ async fn bad_configs_exit_2_naming_file_line_and_field_and_create_nothing() {
     assert!(containers.is_empty(), "the refused commands created containers: {containers:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Proves that `provider = "aws"` is taken, and that its configuration is checked before any AWS call:
+/// without the `PULSE_AWS_*` environment (the Terraform module's `environment` output) every command that
+/// needs the provider exits 2 naming the first missing variable and its fix, and nothing local is created.
+#[test]
+fn the_aws_provider_names_a_missing_variable_before_any_call() {
+    let dir = temp_dir("awscfg");
+    let (code, out, err) = cli(&dir, &["init", "--app", "clitest-aws", "--image", "shop:1.0"]);
+    assert_eq!(code, 0, "init: {out}{err}");
+    let file = dir.join("pulse-deploy.toml");
+    let text =
+        std::fs::read_to_string(&file).unwrap().replacen("provider = \"local\"", "provider = \"aws\"", 1);
+    std::fs::write(&file, text).unwrap();
+    for command in [&["deploy", "v1"][..], &["status"], &["plan", "v1"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_pulse-deploy-cli"))
+            .args(command)
+            .current_dir(&dir)
+            .env_remove("PULSE_DEPLOY_CONFIG")
+            .env_remove("PULSE_AWS_CLUSTER")
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9") // were a call made, it would fail with exit 3
+            .output()
+            .expect("running pulse-deploy");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command:?}: {err}");
+        assert!(
+            err.contains("provider = \"aws\"") && err.contains("PULSE_AWS_CLUSTER"),
+            "{command:?}: {err}"
+        );
+        assert!(err.contains("Terraform"), "the error says where the value comes from: {err}");
+    }
+    assert!(!dir.join(".pulse-deploy/releases.jsonl").exists(), "a refused deploy recorded a release");
+
+    // The controller's task has no file: `watch` (and `status`, `reap`) take the app from PULSE_AWS_APP.
+    let bare = temp_dir("awsenv");
+    for command in [&["watch"][..], &["status"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_pulse-deploy-cli"))
+            .args(command)
+            .current_dir(&bare)
+            .env_remove("PULSE_DEPLOY_CONFIG")
+            .env_remove("PULSE_AWS_CLUSTER")
+            .env("PULSE_AWS_APP", "clitest-aws")
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .output()
+            .expect("running pulse-deploy");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command:?}: {err}");
+        assert!(err.contains("PULSE_AWS_CLUSTER") && !err.contains("cannot read it"), "{command:?}: {err}");
+    }
+    let (code, _, err) = cli(&bare, &["deploy", "v1"]);
+    assert_eq!(code, 2, "deploy still needs its file: {err}");
+    assert!(err.contains("cannot read it"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&bare);
+}
