@@ -13,7 +13,9 @@
 //! 8. the rollout simulation (its report line printed);
 //! 9. the end-to-end flow (`cargo xtask e2e`);
 //! 10. the same flow with the example Pulse app and its drain plugin (`cargo xtask e2e --app pulse`, the
-//!     same 50 + 20 sessions; ~90 s on a 2-core machine with the images cached, 30 s of it v2's deadline).
+//!     same 50 + 20 sessions; ~90 s on a 2-core machine with the images cached, 30 s of it v2's deadline);
+//! 11. the scenario on the AWS emulator (`cargo xtask e2e --provider aws`, ~10 s once built), skipped in
+//!     step 7 so that it runs once, with its report printed.
 //!
 //! With `CI=true` (set by `.ci/run`), tests that need Docker or Envoy fail instead of skipping.
 
@@ -23,6 +25,8 @@ use crate::util::{cargo, run as step};
 
 /// The simulation test, run on its own so that its report is printed.
 const SIMULATION_TEST: &str = "simulation_random_rollouts_never_drop_a_session";
+/// The AWS e2e test (`pulse-deploy-aws/tests/e2e_moto.rs`), run on its own by `cargo xtask e2e --provider aws`.
+const AWS_E2E_TEST: &str = "e2e_v1_v2_v3_through_the_listener_rules_with_live_sessions_and_steady_load";
 
 /// Runs fmt check, clippy with warnings denied, and every test of the workspace.
 pub(crate) fn run(_args: &[String]) -> Result<(), String> {
@@ -39,7 +43,7 @@ pub(crate) fn run(_args: &[String]) -> Result<(), String> {
     step(
         "cargo test (workspace)",
         Command::new(cargo())
-            .args(["test", "--workspace", "--", "--skip", SIMULATION_TEST])
+            .args(["test", "--workspace", "--", "--skip", SIMULATION_TEST, "--skip", AWS_E2E_TEST])
             .env("PULSE_ENVOY_BIN", &tools.envoy),
     )?;
     step(
@@ -57,6 +61,7 @@ pub(crate) fn run(_args: &[String]) -> Result<(), String> {
     )?;
     crate::e2e::run(&[])?;
     crate::e2e::run(&["--app".into(), "pulse".into()])?;
+    crate::e2e::run(&["--provider".into(), "aws".into()])?;
     eprintln!("\nxtask ci: all checks passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }

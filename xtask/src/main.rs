@@ -26,7 +26,10 @@ Commands:
                   and target/e2e/timeline.svg. Installs Envoy first. Start here. `--app pulse`: the same
                   scenario with the example Pulse app (examples/pulse-app, Socket.IO sessions through a
                   page-tier stand-in; writes target/e2e-pulse/); it needs the app to speak the drain
-                  protocol and stops with that error after v1 otherwise.
+                  protocol and stops with that error after v1 otherwise. `--provider aws`: the scenario on
+                  the AWS emulator (moto, demo-app processes as tasks, clients routed by the listener's rules
+                  through a test-side ALB evaluator); writes target/e2e-aws/report.json with aws_api_calls
+                  and leftover_aws_resources (the test pulse-deploy-aws/tests/e2e_moto.rs, also in ci).
   ci              Everything CI runs: fmt check, clippy (warnings denied), the Terraform module check,
                   every test, the rollout simulation, the e2e.
   check-app       Drain-protocol conformance check of a live server: --url http://HOST:PORT and the secret

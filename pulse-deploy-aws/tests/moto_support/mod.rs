@@ -9,13 +9,16 @@
 //! - task lifecycle: moto's automatic task state changes are switched off, tasks change state only
 //!   when the stand-in starts or stops them;
 //! - the load balancer's data plane: moto routes no traffic, so router checks that send requests are
-//!   skipped here, and tests reach tasks at their own addresses.
+//!   skipped here, and tests reach tasks at their own addresses, except the e2e, whose clients go
+//!   through [`alb_evaluator`], a proxy that routes each request by the listener's rules and weighted
+//!   forward action as read from the emulator.
 //!
 //! The providers are the product's own, configured only with an endpoint override and static dummy
 //! credentials; nothing in them knows it talks to an emulator.
 
 #![allow(dead_code)]
 
+pub(crate) mod alb_evaluator;
 pub(crate) mod counting;
 pub(crate) mod demo_tasks;
 pub(crate) mod harness;

@@ -335,7 +335,21 @@ impl Session {
     pub(crate) async fn open(instance: &Instance) -> Session {
         let e = instance.endpoint.as_ref().expect("a live instance has an endpoint");
         let url = format!("ws://{}:{}/ws?pulse_version={}", e.host, e.port, instance.version);
-        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("WebSocket to the instance");
+        let s = Session::open_url(&url).await;
+        assert_eq!(s.version, instance.version.as_str());
+        assert_eq!(s.instance, instance.id.0, "the demo app takes the task ARN as its id");
+        s
+    }
+
+    /// Opens a new session at `url` (a `/ws` URL without a session id), wherever it is routed.
+    pub(crate) async fn open_url(url: &str) -> Session {
+        Session::try_open_url(url).await.unwrap_or_else(|e| panic!("WebSocket to {url}: {e}"))
+    }
+
+    /// [`Session::open_url`], or the error when the handshake is refused (e.g. 409 from a draining
+    /// version that a load balancer still sends new sessions to).
+    pub(crate) async fn try_open_url(url: &str) -> Result<Session, String> {
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.map_err(|e| e.to_string())?;
         let hello =
             tokio::time::timeout(STEP, ws.next()).await.expect("hello in time").expect("open").expect("ok");
         let hello = parse(&hello);
@@ -347,9 +361,12 @@ impl Session {
             instance: hello["instance"].as_str().expect("instance").to_owned(),
             counter: hello["counter"].as_u64().expect("counter"),
         };
-        assert_eq!(s.version, instance.version.as_str());
-        assert_eq!(s.instance, instance.id.0, "the demo app takes the task ARN as its id");
-        s
+        Ok(s)
+    }
+
+    /// Answers checked on this session so far (the hello not included).
+    pub(crate) fn answers(&self) -> u64 {
+        self.counter
     }
 
     /// One increment, answered by the same version and instance with the next counter value.
