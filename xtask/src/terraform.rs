@@ -59,7 +59,7 @@ pub(crate) fn run(_args: &[String]) -> Result<(), String> {
     };
     step(
         "terraform init (examples/default-vpc)",
-        &mut example_cmd(&["init", "-backend=false", "-input=false", "-no-color", "-lockfile=readonly"]),
+        &mut example_cmd(&["init", "-backend=false", "-input=false", "-no-color"]),
     )?;
     step("terraform validate (examples/default-vpc)", &mut example_cmd(&["validate", "-no-color"]))?;
     // The test-only root module that applies the module to moto (tests/terraform_moto.rs).
