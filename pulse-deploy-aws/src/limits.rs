@@ -90,8 +90,14 @@ pub fn alb_router_capabilities() -> RouterCapabilities {
     caps.key_affinity = true;
     caps.instance_pinning = true;
     caps.health_checks_at_zero_weight = true;
+    caps.weight_propagation = WEIGHT_PROPAGATION;
     caps
 }
+
+/// How long a `ModifyListener` takes to reach every node of an ALB, as the engine assumes (AWS documents
+/// no bound; changes are seen within seconds): versions that lost their weight are drained this long after
+/// the shift. `AlbConfig::weight_propagation` changes it.
+pub const WEIGHT_PROPAGATION: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What `EcsOrchestrator` can do: ECS replaces crashed tasks to keep a service's desired count.
 pub fn ecs_orchestrator_capabilities() -> OrchestratorCapabilities {

@@ -39,6 +39,11 @@ pub struct RouterCapabilities {
     pub instance_pinning: bool,
     /// Health-checks versions at weight 0 (needed to know a new version is ready before it gets traffic).
     pub health_checks_at_zero_weight: bool,
+    /// How long after `set_weights` returns new sessions may still follow the old weights (a load
+    /// balancer's nodes take the change one by one). The engine drains a version that lost its weight only
+    /// this long after the shift, so that a new session is never sent to a version that already refuses
+    /// new sessions. 0 for a router that applies weights before `set_weights` returns.
+    pub weight_propagation: std::time::Duration,
 }
 
 impl RouterCapabilities {
@@ -52,6 +57,7 @@ impl RouterCapabilities {
             key_affinity: true,
             instance_pinning: true,
             health_checks_at_zero_weight: true,
+            weight_propagation: std::time::Duration::ZERO,
         }
     }
 }

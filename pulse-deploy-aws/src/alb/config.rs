@@ -30,6 +30,9 @@ pub struct AlbConfig {
     /// Lifetime of the instance-pinning cookie inside a version (target-group stickiness): as long as a
     /// drain may last.
     pub instance_stickiness: Duration,
+    /// How long a listener change takes to reach every node of the load balancer, as the engine assumes
+    /// (the router's `weight_propagation` capability; default [`crate::limits::WEIGHT_PROPAGATION`]).
+    pub weight_propagation: Duration,
     /// Retries of throttled or failed calls.
     pub retry: RetryPolicy,
 }
@@ -44,6 +47,7 @@ impl AlbConfig {
             listener_port: 443,
             deregistration_delay: Duration::from_secs(30),
             instance_stickiness: Duration::from_secs(6 * 3600),
+            weight_propagation: crate::limits::WEIGHT_PROPAGATION,
             retry: RetryPolicy::default(),
         })
     }
@@ -104,6 +108,12 @@ impl AlbConfigBuilder {
     /// The instance-pinning cookie's lifetime (1 s to 7 days).
     pub fn instance_stickiness(mut self, d: Duration) -> Self {
         self.0.instance_stickiness = d;
+        self
+    }
+    /// How long a listener change takes to reach every load balancer node (see
+    /// [`AlbConfig::weight_propagation`]).
+    pub fn weight_propagation(mut self, d: Duration) -> Self {
+        self.0.weight_propagation = d;
         self
     }
     /// Retries of throttled or failed calls.

@@ -417,7 +417,9 @@ fn default_action(app: &AppName, tuples: Vec<(String, u32)>) -> Result<Action> {
 #[async_trait]
 impl TrafficRouter for AlbRouter {
     fn capabilities(&self) -> RouterCapabilities {
-        alb_router_capabilities()
+        let mut caps = alb_router_capabilities();
+        caps.weight_propagation = self.config.weight_propagation;
+        caps
     }
 
     #[tracing::instrument(skip_all, fields(app = %route.app, version = %route.version))]

@@ -31,11 +31,11 @@ use pulse_deploy_aws::AwsConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// How long one read of the listener is used: the evaluator's propagation delay. A real ALB takes
-/// seconds to apply a `ModifyListener`; the engine drains the old version right after the weight shift,
-/// so page loads that still reach it are redirected until the change has propagated. 50 ms keeps that
-/// window within a browser's redirect limit at loopback speed (see `docs/aws.md`).
-pub(crate) const CACHE_FOR: Duration = Duration::from_millis(50);
+/// How long one read of the listener is used: the evaluator's propagation delay (a real ALB takes seconds
+/// to apply a `ModifyListener`). The router under test is configured with a longer `weight_propagation`
+/// ([`super::WEIGHT_PROPAGATION`]), so the engine drains an old version only once every request follows
+/// the new weights, as it does on AWS (see `docs/aws.md`).
+pub(crate) const CACHE_FOR: Duration = Duration::from_millis(200);
 
 /// The stickiness cookie the proxy sets and honours (the ALB's name for it).
 pub(crate) const STICKY_COOKIE: &str = "AWSALB";

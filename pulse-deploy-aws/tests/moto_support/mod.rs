@@ -40,6 +40,10 @@ use infra::Network;
 use scheduler::{DataPlane, SchedulerStandIn};
 use server::MotoServer;
 
+/// The routers' assumed propagation of a listener change: longer than the ALB evaluator's listener
+/// cache ([`alb_evaluator::CACHE_FOR`]), its stand-in for the seconds AWS takes.
+pub(crate) const WEIGHT_PROPAGATION: Duration = Duration::from_millis(500);
+
 /// The ECS cluster of the tests.
 pub(crate) const CLUSTER: &str = "pulse-tests";
 
@@ -153,6 +157,7 @@ impl Emulator {
     pub(crate) fn router_on(&self, aws: &AwsConfig) -> AlbRouter {
         let config = AlbConfig::builder(&self.network.vpc_id)
             .listener_port(infra::LISTENER_PORT)
+            .weight_propagation(WEIGHT_PROPAGATION)
             .retry(test_retry())
             .build()
             .expect("alb config");

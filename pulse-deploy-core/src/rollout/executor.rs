@@ -126,7 +126,10 @@ impl ExecutorBuilder {
         self
     }
     /// The executor.
-    pub fn build(self) -> Executor {
+    pub fn build(mut self) -> Executor {
+        let propagation = self.inner.router.capabilities().weight_propagation;
+        let policy = &mut self.inner.policy;
+        policy.drain_after_shift = policy.drain_after_shift.max(propagation);
         self.inner
     }
 }

@@ -58,6 +58,10 @@ pub struct RolloutPolicy {
     pub poll_interval: Duration,
     /// Retries of retryable provider errors.
     pub retry: RetryPolicy,
+    /// How long after a shift the versions that lost their weight are drained (new sessions that still
+    /// follow the old weights meanwhile are served, not refused). The executor raises it to the router's
+    /// [`crate::RouterCapabilities::weight_propagation`].
+    pub drain_after_shift: Duration,
 }
 
 impl Default for RolloutPolicy {
@@ -67,6 +71,7 @@ impl Default for RolloutPolicy {
             shift: ShiftPolicy::Immediate,
             poll_interval: Duration::from_secs(2),
             retry: RetryPolicy::default(),
+            drain_after_shift: Duration::ZERO,
         }
     }
 }

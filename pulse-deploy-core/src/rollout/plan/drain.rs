@@ -9,6 +9,18 @@ use crate::rollout::observed::InstanceReport;
 use crate::rollout::Action;
 use crate::{VersionPhase, Weights};
 
+/// While new weights may not have reached every node of the router (this plan changes them, or they
+/// changed less than `policy.drain_after_shift` ago): how long the first drain signal waits.
+fn propagating(ctx: &Ctx<'_>, weights: &Weights) -> Option<String> {
+    let wait = ctx.policy.drain_after_shift;
+    if wait.is_zero() {
+        return None;
+    }
+    let changing = weights != &ctx.observed.routing.weights;
+    let recent = ctx.memory.last_shift_at.is_some_and(|t| ctx.observed.at < t + wait);
+    (changing || recent).then(|| humantime::format_duration(wait).to_string())
+}
+
 /// Plans drain, detach and retire for every old version (`weights` are the weights after this plan).
 pub(super) fn drain_and_reap(ctx: &Ctx<'_>, weights: &Weights, out: &mut Plan) {
     for v in &ctx.observed.versions {
@@ -24,6 +36,13 @@ pub(super) fn drain_and_reap(ctx: &Ctx<'_>, weights: &Weights, out: &mut Plan) {
             continue;
         }
         let drain = Action::Drain { version: id.clone(), deadline: v.state.release.drain_deadline };
+        let signalled = matches!(phase_of(out, id), Some(VersionPhase::Draining | VersionPhase::Drained));
+        if let Some(wait) = propagating(ctx, weights).filter(|_| !signalled) {
+            out.waiting.push(format!(
+                "{id}: drained {wait} after the shift, once every router node has the new weights"
+            ));
+            continue;
+        }
         match phase_of(out, id) {
             Some(VersionPhase::Drained) => {
                 if ctx.observed.attached(id) {

@@ -28,6 +28,7 @@ fn release(v: &str) -> Release {
 }
 
 /// A hand-built snapshot: versions with instances, routing, statuses.
+#[derive(Clone)]
 struct Snapshot {
     at: SystemTime,
     versions: Vec<ObservedVersion>,
@@ -547,4 +548,31 @@ fn reconciling_after_a_rollback_keeps_the_primary_over_a_newer_drained_version()
     // And without memory (a restarted controller), no positive `serving` answer: still out.
     let p = run(&reconcile(), &w);
     assert_eq!(p.target, Some(vid("v1")), "an unanswered status never wins traffic back");
+}
+
+#[test]
+fn with_weight_propagation_the_old_version_is_drained_only_after_it() {
+    let policy = RolloutPolicy { drain_after_shift: Duration::from_secs(10), ..Default::default() };
+    let w = Snapshot::new()
+        .version("v1", 2, 0)
+        .attached("v1", Health::Healthy)
+        .weights(&[("v1", 100)])
+        .version("v2", 2, 30)
+        .attached("v2", Health::Healthy);
+    // The shift itself: weights now, no drain in the same plan.
+    let p = plan(&deploy("v2"), &w.observed(), &PlanMemory::default(), &policy);
+    assert_eq!(kinds(&p), ["set_weights"], "{:?}", p.actions);
+    assert!(p.waiting.iter().any(|r| r.contains("v1: drained 10s after the shift")), "{:?}", p.waiting);
+    // 5 s after the shift: still waiting.
+    let shifted = w.clone().weights(&[("v2", 100)]).at(65);
+    let memory = PlanMemory { last_shift_at: Some(t0() + Duration::from_secs(60)), ..Default::default() };
+    let p = plan(&deploy("v2"), &shifted.observed(), &memory, &policy);
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    // 10 s after it: the drain signal.
+    let later = shifted.clone().at(70);
+    let p = plan(&deploy("v2"), &later.observed(), &memory, &policy);
+    assert_eq!(kinds(&p), ["drain v1"], "{:?}", p.actions);
+    // Without the policy (a router that applies weights at once): weights and drain in one plan.
+    let p = run(&deploy("v2"), &w);
+    assert_eq!(kinds(&p), ["set_weights", "drain v1"]);
 }
