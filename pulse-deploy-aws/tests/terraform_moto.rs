@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use moto_support::leftovers::{
     leftovers, policy_actions, policy_document, role_policy, stop_tasks_of_deleted_services,
 };
+use moto_support::rollouts::poll;
 use moto_support::scheduler::{NoProcesses, SchedulerStandIn};
 use moto_support::server::MotoServer;
 use moto_support::terraform::Terraform;
@@ -26,22 +27,6 @@ use moto_support::test_retry;
 use pulse_deploy_aws::{AlbConfig, AlbRouter, AwsConfig, EcsConfig, EcsOrchestrator};
 use pulse_deploy_core::{AppName, Orchestrator, Release, TrafficRouter, VersionId, VersionRoute, Weights};
 use serde_json::Value;
-
-/// Polls `check` every 100 ms until it returns `Some`, failing with `what` after `within`.
-async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what} within {within:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap_or_else(|| panic!("output `{key}` is not a string: {v}"))
@@ -100,7 +85,7 @@ async fn the_terraform_module_applies_to_moto_and_its_outputs_drive_a_rollout() 
         .build()
         .expect("a valid release");
     orchestrator.deploy(&release).await.expect("deploy on the module's cluster");
-    let state = eventually("two live instances of v1", Duration::from_secs(20), || async {
+    let state = poll("two live instances of v1", Duration::from_secs(20), || async {
         let versions = orchestrator.versions(&app_name).await.expect("versions");
         versions.into_iter().find(|s| s.live_instances().count() == 2)
     })
@@ -131,7 +116,7 @@ async fn the_terraform_module_applies_to_moto_and_its_outputs_drive_a_rollout() 
 
     router.set_weights(&app_name, &Weights::default()).await.expect("weights emptied");
     router.detach(&app_name, &version).await.expect("detach");
-    eventually("v1 retired", Duration::from_secs(20), || async {
+    poll("v1 retired", Duration::from_secs(20), || async {
         orchestrator.retire(&app_name, &version).await.expect("retire");
         orchestrator.versions(&app_name).await.expect("versions").is_empty().then_some(())
     })
@@ -209,7 +194,7 @@ async fn check_controller(
 
     // The stand-in scheduler starts its one task, with its network configuration, as ECS would.
     let group = format!("service:{}", str_of(module, "controller_service"));
-    eventually("the controller's one task running", Duration::from_secs(10), || async {
+    poll("the controller's one task running", Duration::from_secs(10), || async {
         let arns = ecs.list_tasks().cluster(cluster).send().await.expect("ListTasks").task_arns().to_vec();
         if arns.is_empty() {
             return None;
