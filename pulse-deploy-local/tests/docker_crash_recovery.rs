@@ -142,8 +142,10 @@ async fn a_container_created_but_never_started_is_started_not_duplicated() {
         .create_container(Some(CreateContainerOptionsBuilder::new().name(&id.0).build()), body)
         .await
         .unwrap();
+    // It reads as a missing replica (nothing else would ever start it), so the planner asks for a deploy.
     let listed = o.versions(&app).await.unwrap();
-    assert_eq!(listed[0].instances[0].state, InstanceState::Starting);
+    assert_eq!(listed[0].instances[0].state, InstanceState::Exited);
+    assert_eq!(listed[0].live_instances().count(), 0, "a never-started container is not a live replica");
 
     o.deploy(&release).await.unwrap();
     let v = poll("the created container running", Duration::from_secs(20), || async {

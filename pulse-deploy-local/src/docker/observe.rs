@@ -96,12 +96,23 @@ impl ManagedContainer {
     }
 
     /// The instance as the core reports it.
+    ///
+    /// A container that was created and never started (a deploy interrupted between its create and its
+    /// start call: `docker start` returns once the container runs, so nothing else leaves one) reads as
+    /// `Exited`: nothing would ever start it, and reported as `Starting` it would count as a live replica,
+    /// the planner would wait for its health and never ask for the deploy that starts it (seen: a deployer
+    /// SIGKILLed as it began `deploy v2`, and the next run waiting on v2 for good). As `Exited` it is a
+    /// missing replica: the planner deploys, and [`Orchestrator::deploy`] starts it (and creates nothing
+    /// more, since it counts created containers as live).
+    ///
+    /// [`Orchestrator::deploy`]: pulse_deploy_core::Orchestrator::deploy
     pub(super) fn to_instance(&self) -> Instance {
         let state = match (self.state, self.retire_mark.is_some()) {
             (
                 ContainerSummaryStateEnum::EXITED
                 | ContainerSummaryStateEnum::DEAD
-                | ContainerSummaryStateEnum::REMOVING,
+                | ContainerSummaryStateEnum::REMOVING
+                | ContainerSummaryStateEnum::CREATED,
                 _,
             ) => InstanceState::Exited,
             (_, true) => InstanceState::Stopping,
@@ -229,6 +240,10 @@ mod tests {
         let read = read_all(&[bad, ok]);
         assert_eq!(read.len(), 1);
         assert!(read[0].is_live() && !read[0].has_process());
-        assert_eq!(read[0].to_instance().state, InstanceState::Starting);
+        assert_eq!(
+            read[0].to_instance().state,
+            InstanceState::Exited,
+            "never started: a missing replica that the next deploy starts"
+        );
     }
 }
