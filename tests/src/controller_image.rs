@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use bollard::Docker;
-use pulse_deploy_local::docker::{build_scratch_image_with_files, build_static_binary, Artifact, ImageFile};
+use pulse_deploy_local::docker::{build_scratch_image_with_files, build_workspace_binaries, ImageFile};
 
 /// The local tag of the controller's image (push it to the app's repository as `:controller`).
 pub const CONTROLLER_IMAGE: &str = "pulse-deploy-controller:local";
@@ -34,13 +34,11 @@ fn host_ca_bundle() -> Result<ImageFile, String> {
     Ok(ImageFile { path: IMAGE_CA_BUNDLE.into(), contents })
 }
 
-/// Builds `pulse-deploy` statically from the workspace at `workspace` and the image `tag`. Returns the
+/// Builds `pulse-deploy` statically (with the workspace's other static binaries) from the workspace at `workspace` and the image `tag`. Returns the
 /// binary's path.
 pub async fn build_controller_image(docker: &Docker, workspace: &Path, tag: &str) -> Result<PathBuf, String> {
     let ca = host_ca_bundle()?;
-    let binary = build_static_binary(workspace, "pulse-deploy", &Artifact::Bin("pulse-deploy".into()))
-        .await
-        .map_err(|e| e.to_string())?;
+    let binary = build_workspace_binaries(workspace).await.map_err(|e| e.to_string())?.controller;
     build_scratch_image_with_files(docker, &binary, tag, &[], &[ca]).await.map_err(|e| e.to_string())?;
     Ok(binary)
 }

@@ -3,9 +3,7 @@
 //! processes as the tasks). Built in the dev profile: the figures are call counts and the emulator's
 //! latency, and a release build of the AWS SDK would cost minutes. About 30 s after the build.
 
-use std::process::Command;
-
-use crate::util::{cargo, run as step};
+use crate::util::{cargo_command, run as step};
 
 /// Runs the benchmark.
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
@@ -15,7 +13,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let tools = crate::tools::ensure()?;
     step(
         "AWS API calls per rollout and per idle pass on moto (pulse-deploy-aws, bench `aws`)",
-        Command::new(cargo())
+        cargo_command()
             .args(["bench", "--profile", "dev", "--package", "pulse-deploy-aws", "--bench", "aws"])
             .env("PULSE_MOTO_BIN", &tools.moto_server),
     )

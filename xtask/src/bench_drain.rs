@@ -5,15 +5,13 @@
 //!
 //! `--sessions N` changes the session count (default 10000).
 
-use std::process::Command;
-
-use crate::util::{cargo, run as step};
+use crate::util::{cargo_command, run as step};
 
 /// Runs the benchmark, passing the arguments through.
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     step(
         "drain benchmark (pulse-server-drain, bench `drain`)",
-        Command::new(cargo())
+        cargo_command()
             .args(["bench", "--package", "pulse-server-drain", "--bench", "drain", "--"])
             .args(args),
     )

@@ -5,15 +5,13 @@
 //! 1.5 minutes (plus the first release build). Arguments go to criterion (e.g. a filter, or
 //! `--save-baseline NAME` / `--baseline NAME` to compare two commits).
 
-use std::process::Command;
-
-use crate::util::{cargo, run as step};
+use crate::util::{cargo_command, run as step};
 
 /// Runs the benchmark, passing the arguments through.
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     step(
         "engine benchmark (pulse-deploy-core, bench `engine`)",
-        Command::new(cargo())
+        cargo_command()
             .args(["bench", "--package", "pulse-deploy-core", "--bench", "engine", "--"])
             .args(args),
     )

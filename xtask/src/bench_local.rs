@@ -8,20 +8,20 @@
 
 use std::process::Command;
 
-use crate::util::{cargo, root, run as step};
+use crate::util::{cargo_command, root, run as step};
 
 /// Runs both benchmarks; `--no-build` reuses the demo image.
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let tools = crate::tools::ensure()?;
     step(
         "Envoy weight flip and throughput (real Envoy)",
-        Command::new(cargo())
+        cargo_command()
             .args(["bench", "-p", "pulse-deploy-local", "--bench", "envoy_weight_flip"])
             .env("PULSE_ENVOY_BIN", &tools.envoy),
     )?;
     step(
         "build the rollout benchmark",
-        Command::new(cargo()).args(["build", "-p", "pulse-deploy-tests", "--bin", "pulse-bench-local"]),
+        cargo_command().args(["build", "-p", "pulse-deploy-tests", "--bin", "pulse-bench-local"]),
     )?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)

@@ -2,9 +2,7 @@
 //! checker (`pulse-drain-check`, in pulse-server-drain) against a live server. It DRAINS that server: use a
 //! dedicated instance. The secret is handed to the checker through its environment, not its arguments.
 
-use std::process::Command;
-
-use crate::util::{cargo, run};
+use crate::util::{cargo_command, run};
 
 /// Builds and runs the checker, passing every argument but `--secret` through.
 pub(crate) fn run_check(args: &[String]) -> Result<(), String> {
@@ -30,7 +28,7 @@ pub(crate) fn run_check(args: &[String]) -> Result<(), String> {
             pass.push(a.clone());
         }
     }
-    let mut cmd = Command::new(cargo());
+    let mut cmd = cargo_command();
     cmd.args(["run", "--quiet", "--package", "pulse-server-drain", "--features", "checker"])
         .args(["--bin", "pulse-drain-check", "--"])
         .args(&pass);

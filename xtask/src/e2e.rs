@@ -7,14 +7,24 @@
 
 use std::process::Command;
 
-use crate::util::{cargo, root, run as step};
+use crate::util::{root, run as step, tests_bin};
 
-/// Runs the end-to-end flow; `args` are passed to `pulse-e2e` (e.g. `--no-build`).
+/// The AWS e2e test (`pulse-deploy-aws/tests/e2e_moto.rs`); `cargo xtask ci` runs it only here.
+pub(crate) const AWS_E2E_TEST: &str =
+    "e2e_v1_v2_v3_through_the_listener_rules_with_live_sessions_and_steady_load";
+
+/// Runs the end-to-end flow; `args` are passed to `pulse-e2e` (e.g. `--no-build`, `--app pulse`).
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    let (title, mut cmd) = command(args)?;
+    step(&title, &mut cmd)
+}
+
+/// The title and command of `cargo xtask e2e ARGS` (`cargo xtask ci` runs the three variants alongside).
+pub(crate) fn command(args: &[String]) -> Result<(String, Command), String> {
     let tools = crate::tools::ensure()?;
     match args {
-        [flag, provider] if flag == "--provider" && provider == "aws" => return run_aws(&tools),
-        [flag, provider] if flag == "--provider" && provider == "local" => return run(&[]),
+        [flag, provider] if flag == "--provider" && provider == "aws" => return Ok(aws_command(&tools)),
+        [flag, provider] if flag == "--provider" && provider == "local" => return command(&[]),
         [flag, ..] if flag == "--provider" => {
             return Err(
                 "usage: cargo xtask e2e --provider aws|local (`local`, the default: Docker + Envoy)".into()
@@ -22,27 +32,17 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         }
         _ => {}
     }
-    step(
-        "build the e2e runner",
-        Command::new(cargo()).args(["build", "-p", "pulse-deploy-tests", "--bin", "pulse-e2e"]),
-    )?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    let runner = target.join("debug/pulse-e2e");
-    let mut cmd = Command::new(&runner);
+    let mut cmd = Command::new(tests_bin("pulse-e2e")?);
     cmd.args(args).env("PULSE_ENVOY_BIN", &tools.envoy).env("PULSE_WORKSPACE", root());
-    step("end-to-end: v1 → v2 → v3 on Docker + Envoy with live sessions", &mut cmd)
+    let app = if args.iter().any(|a| a == "pulse") { "the example Pulse app" } else { "the demo app" };
+    Ok((format!("end-to-end: v1 → v2 → v3 of {app} on Docker + Envoy with live sessions"), cmd))
 }
 
-/// The e2e scenario on the AWS emulator: exactly the test `e2e_moto` of `pulse-deploy-aws`, with moto
-/// from the project's virtualenv (`CI=true`, so a missing emulator fails instead of skipping).
-fn run_aws(tools: &crate::tools::Tools) -> Result<(), String> {
-    step(
-        "end-to-end on AWS (moto): v1 → v2 → v3 through the listener's rules with live sessions",
-        Command::new(cargo())
-            .args(["test", "-p", "pulse-deploy-aws", "--test", "e2e_moto", "--", "--nocapture"])
-            .env("PULSE_MOTO_BIN", &tools.moto_server)
-            .env("CI", "true"),
-    )
+/// The e2e scenario on the AWS emulator: exactly the test [`AWS_E2E_TEST`] (`e2e_moto` of
+/// `pulse-deploy-aws`), with moto from the project's virtualenv (`CI=true`, so a missing emulator fails
+/// instead of skipping), from the build of the workspace's tests.
+fn aws_command(tools: &crate::tools::Tools) -> (String, Command) {
+    let mut cmd = crate::nextest::exact_command(AWS_E2E_TEST);
+    cmd.env("PULSE_MOTO_BIN", &tools.moto_server).env("CI", "true");
+    ("end-to-end on AWS (moto): v1 → v2 → v3 through the listener's rules with live sessions".into(), cmd)
 }

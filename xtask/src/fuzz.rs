@@ -3,9 +3,7 @@
 //! with `RUSTC_BOOTSTRAP=1` (cargo-fuzz passes nightly flags). Needs `cargo install cargo-fuzz`. Not part of
 //! `cargo xtask ci`: its figures (executions, crashes) are reported in docs/fuzzing.md.
 
-use std::process::Command;
-
-use crate::util::{cargo, root, run};
+use crate::util::{cargo_command, root, run};
 
 /// The fuzz targets, in the order they run.
 pub(crate) const TARGETS: [&str; 2] = ["drain_body", "authorization"];
@@ -30,7 +28,7 @@ pub(crate) fn run_fuzz(args: &[String]) -> Result<(), String> {
     for target in TARGETS.iter().filter(|t| only.as_deref().is_none_or(|o| o == **t)) {
         run(
             &format!("fuzz {target} for {secs} s"),
-            Command::new(cargo()).current_dir(&dir).env("RUSTC_BOOTSTRAP", "1").args([
+            cargo_command().current_dir(&dir).env("RUSTC_BOOTSTRAP", "1").args([
                 "fuzz",
                 "run",
                 "--fuzz-dir",

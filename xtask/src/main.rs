@@ -2,6 +2,7 @@
 //!
 //! Each command lives in its own module; this file only dispatches. Run `cargo xtask help`.
 
+mod alongside;
 mod bench_aws;
 mod bench_drain;
 mod bench_engine;
@@ -10,6 +11,7 @@ mod check_app;
 mod ci;
 mod e2e;
 mod fuzz;
+mod nextest;
 mod python;
 mod terraform;
 mod tools;
@@ -51,7 +53,9 @@ Commands:
                   with the hashicorp/aws provider from a filesystem mirror (PULSE_TF_MIRROR, default
                   /opt/tf-plugins). Fails, naming what is missing, without terraform or the mirror.
   demo-image      Builds the demo app's image pulse-demo-app:local (a static binary FROM scratch, no
-                  registry): what `pulse-deploy init --image pulse-demo-app:local` deploys.
+                  registry): what `pulse-deploy init --image pulse-demo-app:local` deploys. The workspace's
+                  static binaries are built together (demo app, Docker tests' server, controller): the first
+                  run compiles them in release, minutes on 2 cores.
   controller-image
                   Builds the controller's image pulse-deploy-controller:local (the static pulse-deploy binary
                   FROM scratch with a CA bundle, no registry): push it to the app's ECR repository as

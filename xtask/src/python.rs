@@ -9,34 +9,42 @@
 
 use std::process::Command;
 
-use crate::util::{cargo, root, run as step};
+use crate::util::{root, run as step, tests_bin};
 
 /// The Python package whose tests `cargo xtask pytest` runs, relative to the workspace.
 pub(crate) const PACKAGE: &str = "python/pulse-deploy-plugin";
 
 /// `cargo xtask python-image`.
 pub(crate) fn image(_args: &[String]) -> Result<(), String> {
-    run_tests_bin("the Python images (debootstrap base + venv), cached by content", "pulse-python-image", &[])
+    let (title, mut cmd) = image_command()?;
+    step(&title, &mut cmd)
+}
+
+/// The title and command of `cargo xtask python-image` (`cargo xtask ci` runs it alongside).
+pub(crate) fn image_command() -> Result<(String, Command), String> {
+    let mut cmd = Command::new(tests_bin("pulse-python-image")?);
+    cmd.env("PULSE_WORKSPACE", root());
+    Ok(("the Python images (debootstrap base + venv), cached by content".into(), cmd))
 }
 
 /// `cargo xtask pytest [PYTEST ARGS]`.
 pub(crate) fn pytest(args: &[String]) -> Result<(), String> {
+    let (title, mut cmd) = pytest_command(args)?;
+    step(&title, &mut cmd)
+}
+
+/// The title and command of `cargo xtask pytest [PYTEST ARGS]` (`cargo xtask ci` runs it alongside).
+pub(crate) fn pytest_command(args: &[String]) -> Result<(String, Command), String> {
     if !root().join(PACKAGE).join("pyproject.toml").is_file() {
         return Err(format!("no Python package at {PACKAGE} (no pyproject.toml)"));
     }
-    let mut all = vec![PACKAGE.to_owned()];
-    all.extend_from_slice(args);
-    run_tests_bin(&format!("pytest of {PACKAGE} (in the Python image)"), "pulse-pytest", &all)
+    let mut cmd = Command::new(tests_bin("pulse-pytest")?);
+    cmd.arg(PACKAGE).args(args).env("PULSE_WORKSPACE", root());
+    Ok((format!("pytest of {PACKAGE} (in the Python image)"), cmd))
 }
 
-/// Builds `bin` of the tests crate and runs it with `args` in the workspace.
+/// Runs `bin` of the tests crate (from the build of the workspace's tests) with `args` in the workspace.
 pub(crate) fn run_tests_bin(title: &str, bin: &str, args: &[String]) -> Result<(), String> {
-    step(
-        &format!("build {bin}"),
-        Command::new(cargo()).args(["build", "-p", "pulse-deploy-tests", "--bin", bin]),
-    )?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    step(title, Command::new(target.join("debug").join(bin)).args(args).env("PULSE_WORKSPACE", root()))
+    let path = tests_bin(bin)?;
+    step(title, Command::new(path).args(args).env("PULSE_WORKSPACE", root()))
 }

@@ -23,22 +23,17 @@ use super::{infra, Emulator, CLUSTER};
 /// How long a rig waits for any one condition.
 pub(crate) const STEP: Duration = Duration::from_secs(30);
 
-/// The demo app, built once per test process with the local provider's static build (the binary the
-/// local e2e puts in its image).
+/// The demo app, built once per test process with the local provider's static build of the workspace's
+/// binaries (the binary the local e2e puts in its image).
 async fn demo_binary() -> std::path::PathBuf {
     static BINARY: tokio::sync::OnceCell<std::path::PathBuf> = tokio::sync::OnceCell::const_new();
     BINARY
         .get_or_init(|| async {
             let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-            let artifact = pulse_deploy_local::docker::Artifact::Bin("pulse-demo-app".into());
-            pulse_deploy_local::docker::build_static_binary_with(
-                &workspace,
-                "pulse-server-drain",
-                &artifact,
-                &["demo"],
-            )
-            .await
-            .expect("building pulse-demo-app")
+            pulse_deploy_local::docker::build_workspace_binaries(&workspace)
+                .await
+                .expect("building pulse-demo-app")
+                .demo_app
         })
         .await
         .clone()

@@ -1,8 +1,7 @@
 //! Building images locally, through the Docker Engine API (no registry is reachable, nothing is pulled):
 //! a statically linked binary in a `FROM scratch` image.
 //!
-//! - [`build_static_binary`] runs cargo to link a workspace binary (or example) statically
-//!   (`-C target-feature=+crt-static`, explicit `--target` so host artifacts are untouched);
+//! - the static binaries themselves come from `static_build` (cargo with `-C target-feature=+crt-static`);
 //! - [`build_scratch_image`] sends a tar build context (a Dockerfile `FROM scratch` + the binary) to the
 //!   Engine's `/build` endpoint; [`build_scratch_image_with_files`] adds files (e.g. a CA bundle);
 //! - [`build_demo_image`] does both for the demo app `pulse-demo-app` of the `pulse-server-drain` crate.
@@ -17,107 +16,12 @@ use futures::StreamExt;
 use pulse_deploy_core::{Error, Result};
 
 use super::connect::api_error;
+use super::static_build::{build_workspace_binaries, static_target};
 
 /// The image tag the e2e and the benchmarks use for the demo app.
 pub const DEMO_IMAGE: &str = "pulse-demo-app:local";
-/// The demo app's package and binary.
-pub(super) const DEMO_PACKAGE: &str = "pulse-server-drain";
-/// The demo app's binary name.
-pub(super) const DEMO_BIN: &str = "pulse-demo-app";
-
 /// Where the binary is placed inside the image.
 const IMAGE_BINARY: &str = "/app";
-
-/// A cargo build artifact: a `[[bin]]` or an example.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Artifact {
-    /// A binary target (`--bin NAME`).
-    Bin(String),
-    /// An example (`--example NAME`).
-    Example(String),
-}
-
-/// The target triple static binaries are built for: this machine's architecture, Linux GNU.
-pub(super) fn static_target() -> String {
-    format!("{}-unknown-linux-gnu", std::env::consts::ARCH)
-}
-
-/// Builds `artifact` of `package` in the cargo workspace at `workspace` as a statically linked release
-/// binary and returns its path. Uses `$CARGO_TARGET_DIR` (else `<workspace>/target`) and `$CARGO` (else
-/// `cargo`). Idempotent: cargo rebuilds only what changed.
-pub async fn build_static_binary(workspace: &Path, package: &str, artifact: &Artifact) -> Result<PathBuf> {
-    build_static_binary_with(workspace, package, artifact, &[]).await
-}
-
-/// [`build_static_binary`] with cargo features of `package` turned on (`--features a,b`).
-pub async fn build_static_binary_with(
-    workspace: &Path,
-    package: &str,
-    artifact: &Artifact,
-    features: &[&str],
-) -> Result<PathBuf> {
-    let target = static_target();
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .map(|d| if d.is_absolute() { d } else { workspace.join(d) })
-        .unwrap_or_else(|| workspace.join("target"));
-    let (flag, name) = match artifact {
-        Artifact::Bin(n) => ("--bin", n),
-        Artifact::Example(n) => ("--example", n),
-    };
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let rustflags_var = format!("CARGO_TARGET_{}_RUSTFLAGS", target.to_uppercase().replace('-', "_"));
-    tracing::info!(package, artifact = %name, %target, "building a static binary with cargo");
-    let out = tokio::process::Command::new(&cargo)
-        .current_dir(workspace)
-        .args(["build", "--release", "--target", &target, "-p", package, flag, name])
-        .args(if features.is_empty() { vec![] } else { vec!["--features".to_owned(), features.join(",")] })
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .env(&rustflags_var, "-C target-feature=+crt-static")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .map_err(|e| {
-            Error::provider_source(
-                "docker",
-                format!(
-                    "could not run cargo ({}) to build {name}; is cargo on PATH?",
-                    cargo.to_string_lossy()
-                ),
-                false,
-                e,
-            )
-        })?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
-        return Err(Error::provider(
-            "docker",
-            format!(
-                "`cargo build --release --target {target} -p {package} {flag} {name}` failed ({}):\n{}",
-                out.status,
-                tail.join("\n")
-            ),
-            false,
-        ));
-    }
-    let dir = target_dir.join(&target).join("release");
-    let path = match artifact {
-        Artifact::Bin(_) => dir.join(name),
-        Artifact::Example(_) => dir.join("examples").join(name),
-    };
-    if !path.is_file() {
-        return Err(Error::provider(
-            "docker",
-            format!("cargo succeeded but {} does not exist", path.display()),
-            false,
-        ));
-    }
-    Ok(path)
-}
 
 /// A file placed in a scratch image next to the binary, e.g. a CA bundle at
 /// `/etc/ssl/certs/ca-certificates.crt` for a binary that makes TLS calls with the system's roots.
@@ -189,11 +93,11 @@ pub async fn build_scratch_image_with_files(
     Ok(())
 }
 
-/// Builds the demo app statically from the workspace at `workspace` and its image `tag` (e.g.
-/// [`DEMO_IMAGE`]). Returns the binary's path.
+/// Builds the demo app statically from the workspace at `workspace` (with the workspace's other static
+/// binaries, [`build_workspace_binaries`]) and its image `tag` (e.g. [`DEMO_IMAGE`]). Returns the
+/// binary's path.
 pub async fn build_demo_image(docker: &Docker, workspace: &Path, tag: &str) -> Result<PathBuf> {
-    let binary =
-        build_static_binary_with(workspace, DEMO_PACKAGE, &Artifact::Bin(DEMO_BIN.into()), &["demo"]).await?;
+    let binary = build_workspace_binaries(workspace).await?.demo_app;
     build_scratch_image(docker, &binary, tag, &[]).await?;
     Ok(binary)
 }

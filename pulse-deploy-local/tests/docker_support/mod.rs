@@ -13,7 +13,7 @@ use bollard::Docker;
 use futures::StreamExt;
 use pulse_deploy_core::{AppName, Endpoint, Secret};
 use pulse_deploy_local::docker::{
-    build_scratch_image, build_static_binary, labels, remove_app_containers, Artifact,
+    build_scratch_image, build_workspace_binaries, labels, remove_app_containers,
 };
 use pulse_deploy_local::preflight;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -36,13 +36,11 @@ pub(crate) async fn test_image(docker: &Docker) -> &'static str {
         .get_or_init(|| async {
             let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
             let started = Instant::now();
-            let binary = build_static_binary(
-                &workspace,
-                "pulse-deploy-local",
-                &Artifact::Example("docker_test_server".into()),
-            )
-            .await
-            .expect("building the static test server");
+            // With the workspace's other static binaries: one cargo invocation, one dependency build.
+            let binary = build_workspace_binaries(&workspace)
+                .await
+                .expect("building the static test server")
+                .docker_test_server;
             build_scratch_image(docker, &binary, TEST_IMAGE, &[]).await.expect("building the test image");
             eprintln!("test image ready in {:?}", started.elapsed());
         })
