@@ -21,6 +21,7 @@ Nothing else changes; the providers under test talk to this server as to moto_se
 
 import http.client
 import ipaddress
+import os
 import re
 import sys
 
@@ -115,7 +116,9 @@ _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 
 def call_action(self):
     key = _CREDENTIAL.search(self.headers.get("Authorization", "") or "")
-    print(f"pulse-api-call {key.group(1) if key else '-'} {self._get_action()}", file=sys.stderr, flush=True)
+    line = f"pulse-api-call {key.group(1) if key else '-'} {self._get_action()}\n"
+    # One write(2) of less than PIPE_BUF bytes: never interleaved with the server's other log lines.
+    os.write(sys.stderr.fileno(), line.encode())
     return _call_action(self)
 
 
