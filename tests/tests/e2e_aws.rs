@@ -35,10 +35,10 @@ use std::time::{Duration, Instant};
 use browser::{answer_all, open_sessions, page_load, request, start_load};
 use cli::{versions, Deployer, DEPLOYER_ACCESS_KEY};
 use moto_support::alb_evaluator::AlbEvaluator;
+use moto_support::controller;
 use moto_support::counting::{format_calls, ApiCalls};
 use moto_support::demo_tasks::CONTROLLER_ACCESS_KEY;
 use moto_support::rollouts::{poll, Rig, Session, STEP};
-use moto_support::controller;
 use pulse_deploy_aws::AwsProvider;
 
 /// Sessions opened on v1 and on v2.
@@ -196,7 +196,10 @@ async fn e2e_v1_v2_v3_through_the_listener_rules_with_live_sessions_and_steady_l
         ((a.status, a.header("x-pulse-version")) == (307, Some("v1"))).then_some(())
     })
     .await;
-    assert_eq!(status(&deployer).await, (vec![row("v1", "draining", 0), row("v2", "ready", 100)], Some("v2".into())));
+    assert_eq!(
+        status(&deployer).await,
+        (vec![row("v1", "draining", 0), row("v2", "ready", 100)], Some("v2".into()))
+    );
     let ten = request(proxy, "GET", "/", &[("Cookie", "pulse-version=v10")]).await.expect("v10 cookie");
     assert_eq!(
         (ten.status, ten.header("x-pulse-version")),
@@ -251,7 +254,10 @@ async fn e2e_v1_v2_v3_through_the_listener_rules_with_live_sessions_and_steady_l
     })
     .await;
     let v1_reap = v1_closed.elapsed().as_secs_f64();
-    assert_eq!(status(&deployer).await, (vec![row("v2", "draining", 0), row("v3", "ready", 100)], Some("v3".into())));
+    assert_eq!(
+        status(&deployer).await,
+        (vec![row("v2", "draining", 0), row("v3", "ready", 100)], Some("v3".into()))
+    );
     answer_all(&mut s2).await;
     step("4. v1's sessions end, the controller reaps v1", t);
 

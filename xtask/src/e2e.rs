@@ -35,13 +35,13 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     step("end-to-end: v1 → v2 → v3 on Docker + Envoy with live sessions", &mut cmd)
 }
 
-/// The e2e scenario on the AWS emulator: exactly the test `e2e_moto` of `pulse-deploy-aws`, with moto
+/// The e2e scenario on the AWS emulator: exactly the test `e2e_aws` of `pulse-deploy-tests`, with moto
 /// from the project's virtualenv (`CI=true`, so a missing emulator fails instead of skipping).
 fn run_aws(tools: &crate::tools::Tools) -> Result<(), String> {
     step(
         "end-to-end on AWS (moto): v1 → v2 → v3 through the listener's rules with live sessions",
         Command::new(cargo())
-            .args(["test", "-p", "pulse-deploy-aws", "--test", "e2e_moto", "--", "--nocapture"])
+            .args(["test", "-p", "pulse-deploy-tests", "--test", "e2e_aws", "--", "--nocapture"])
             .env("PULSE_MOTO_BIN", &tools.moto_server)
             .env("CI", "true"),
     )

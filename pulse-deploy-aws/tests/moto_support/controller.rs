@@ -23,7 +23,11 @@ pub(crate) const IMAGE: &str = "pulse-deploy-controller:test";
 pub(crate) const SERVICE: &str = pulse_deploy_aws::provider::CONTROLLER_SERVICE;
 
 /// The provider's configuration as the module's `environment` output gives it for `app`.
-pub(crate) fn environment(emulator: &Emulator, app: &AppName, listener_arn: &str) -> BTreeMap<String, String> {
+pub(crate) fn environment(
+    emulator: &Emulator,
+    app: &AppName,
+    listener_arn: &str,
+) -> BTreeMap<String, String> {
     [
         ("PULSE_AWS_APP", app.to_string()),
         ("PULSE_AWS_CLUSTER", CLUSTER.to_owned()),
@@ -109,7 +113,8 @@ pub(crate) async fn scale_to_zero(emulator: &Emulator) {
 pub(crate) async fn delete(emulator: &Emulator, app: &AppName) {
     let ecs = emulator.aws.ecs();
     ecs.delete_service().cluster(CLUSTER).service(SERVICE).force(true).send().await.expect("DeleteService");
-    let tds = ecs.list_task_definitions().family_prefix(family(app)).send().await.expect("ListTaskDefinitions");
+    let tds =
+        ecs.list_task_definitions().family_prefix(family(app)).send().await.expect("ListTaskDefinitions");
     for arn in tds.task_definition_arns() {
         ecs.deregister_task_definition().task_definition(arn).send().await.expect("DeregisterTaskDefinition");
     }

@@ -193,7 +193,9 @@ impl DemoTasks {
         }
         let version = match controller {
             Some(_) => "controller".to_owned(),
-            None => env.iter().find(|(k, _)| k == "PULSE_VERSION").map(|(_, v)| v.clone()).unwrap_or_default(),
+            None => {
+                env.iter().find(|(k, _)| k == "PULSE_VERSION").map(|(_, v)| v.clone()).unwrap_or_default()
+            }
         };
         let (metadata, credentials) = metadata_endpoint(&arn).await;
         env.push(("ECS_CONTAINER_METADATA_URI_V4".into(), metadata));

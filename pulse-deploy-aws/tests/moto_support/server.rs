@@ -84,8 +84,11 @@ impl MotoServer {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(call) = line.strip_prefix("pulse-api-call ") {
                     if let Some((key, action)) = call.split_once(' ') {
-                        *counted.lock().expect("calls").entry((key.to_owned(), action.to_owned())).or_insert(0) +=
-                            1;
+                        *counted
+                            .lock()
+                            .expect("calls")
+                            .entry((key.to_owned(), action.to_owned()))
+                            .or_insert(0) += 1;
                     }
                     continue;
                 }

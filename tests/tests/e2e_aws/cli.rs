@@ -29,7 +29,13 @@ pub(crate) struct Run {
 impl Run {
     /// Asserts the exit code, showing the output otherwise.
     pub(crate) fn expect(self, code: i32, what: &str) -> Run {
-        assert_eq!(self.code, Some(code), "{what}: exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code,
+            Some(code),
+            "{what}: exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
         self
     }
 }
@@ -104,7 +110,8 @@ impl Deployer {
     /// `status --json`: the app's status.
     pub(crate) async fn status(&self) -> Value {
         let run = self.run(&["status", "--json"]).await.expect(0, "status --json");
-        serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| panic!("status --json ({e}): {}", run.stdout))
+        serde_json::from_str(run.stdout.trim())
+            .unwrap_or_else(|e| panic!("status --json ({e}): {}", run.stdout))
     }
 
     /// Everything every run printed.
