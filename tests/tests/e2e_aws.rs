@@ -103,12 +103,12 @@ fn row(version: &str, phase: &str, weight: u64) -> (String, String, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_v1_v2_v3_through_the_listener_rules_with_live_sessions_and_steady_load() {
-    let Some(rig) = Rig::start_with(|tasks| tasks.with_controller(pulse_deploy_binary())).await else {
-        return;
-    };
+    let Some(rig) = Rig::start().await else { return };
+    rig.tasks.run_controller_with(pulse_deploy_binary());
+    let listener = rig.router().listener(&rig.app).await.expect("the app's listener");
     let started = Instant::now();
     let evaluator_calls = ApiCalls::counting();
-    let env = controller::environment(&rig.emulator, &rig.app, &rig.listener_arn);
+    let env = controller::environment(&rig.emulator, &rig.app, &listener);
     let deployer = Deployer::new(
         PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-aws").join(rig.app.as_str()),
         &config(&rig),
@@ -147,7 +147,6 @@ async fn e2e_v1_v2_v3_through_the_listener_rules_with_live_sessions_and_steady_l
     let t = Instant::now();
     deploy(&deployer, "v1").await;
     assert_eq!(status(&deployer).await, (vec![row("v1", "ready", 100)], Some("v1".into())));
-    let listener = rig.router().listener(&rig.app).await.expect("the app's listener");
     let evaluator = AlbEvaluator::start(&rig.emulator.aws_through(evaluator_calls.client()), &listener).await;
     let proxy = evaluator.addr;
     poll("a page load through the evaluator to reach v1", STEP, || async {

@@ -1,6 +1,6 @@
 //! What runs inside the emulator's tasks when a test needs real processes: a `pulse-demo-app` process
 //! per task, started the way ECS starts the task's container and stopped the way ECS stops it; and, when
-//! asked ([`DemoTasks::with_controller`]), the `pulse-deploy` binary for the controller's image.
+//! asked ([`DemoTasks::run_controller_with`]), the `pulse-deploy` binary for the controller's image.
 //!
 //! - The image: `pulse-demo-app:*` runs the demo binary; `pulse-deploy-controller:*` runs the
 //!   `pulse-deploy` binary with the container definition's `command` as its arguments (the image's
@@ -73,7 +73,7 @@ struct Clients {
 #[derive(Debug)]
 pub(crate) struct DemoTasks {
     binary: PathBuf,
-    controller: Option<PathBuf>,
+    controller: OnceLock<PathBuf>,
     controller_output: Arc<Mutex<Vec<String>>>,
     clients: OnceLock<Clients>,
     tasks: Mutex<HashMap<String, TaskProcess>>,
@@ -86,7 +86,7 @@ impl DemoTasks {
     pub(crate) fn new(binary: PathBuf) -> Self {
         DemoTasks {
             binary,
-            controller: None,
+            controller: OnceLock::new(),
             controller_output: Arc::default(),
             clients: OnceLock::new(),
             tasks: Mutex::new(HashMap::new()),
@@ -95,10 +95,9 @@ impl DemoTasks {
         }
     }
 
-    /// Also runs the controller's image, with `binary` (a built `pulse-deploy`).
-    pub(crate) fn with_controller(mut self, binary: PathBuf) -> Self {
-        self.controller = Some(binary);
-        self
+    /// From now on also runs the controller's image, with `binary` (a built `pulse-deploy`).
+    pub(crate) fn run_controller_with(&self, binary: PathBuf) {
+        let _ = self.controller.set(binary);
     }
 
     /// Every line the controller's processes printed so far (stdout and stderr).
@@ -161,7 +160,7 @@ impl DemoTasks {
             .await
             .ok_or("CannotStartContainerError: the task definition cannot be read")?;
         let image = container.image().unwrap_or_default();
-        let controller = match &self.controller {
+        let controller = match self.controller.get() {
             Some(binary) if image.starts_with(CONTROLLER_IMAGE_PREFIX) => Some(binary.clone()),
             _ if image.starts_with(DEMO_IMAGE_PREFIX) => None,
             _ => {

@@ -60,8 +60,6 @@ pub(crate) struct Rig {
     pub app: AppName,
     /// The container port of every release.
     pub port: u16,
-    /// The app's listener.
-    pub listener_arn: String,
 }
 
 impl std::fmt::Debug for Rig {
@@ -73,16 +71,11 @@ impl std::fmt::Debug for Rig {
 impl Rig {
     /// moto, the demo binary and the app's load balancer; `None` when moto is missing outside CI.
     pub(crate) async fn start() -> Option<Rig> {
-        Rig::start_with(|tasks| tasks).await
-    }
-
-    /// [`Rig::start`] with the data plane changed by `edit` (e.g. to run the controller's image too).
-    pub(crate) async fn start_with(edit: impl FnOnce(DemoTasks) -> DemoTasks) -> Option<Rig> {
-        let tasks = Arc::new(edit(DemoTasks::new(demo_binary().await)));
+        let tasks = Arc::new(DemoTasks::new(demo_binary().await));
         let emulator = Emulator::start(tasks.clone()).await?;
         let app = unique_app();
-        let listener_arn = infra::app_load_balancer(&emulator.aws.elbv2(), &emulator.network, &app).await;
-        Some(Rig { emulator, tasks, app, port: free_port(), listener_arn })
+        infra::app_load_balancer(&emulator.aws.elbv2(), &emulator.network, &app).await;
+        Some(Rig { emulator, tasks, app, port: free_port() })
     }
 
     /// A release of the demo app: 2 replicas, a 1 s reconnect grace, the given drain deadline.
