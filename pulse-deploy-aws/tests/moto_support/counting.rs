@@ -135,7 +135,7 @@ impl HttpConnector for CountingConnector {
         let (op, json) = operation(&request);
         *self.calls.calls.lock().expect("calls").entry(op).or_default() += 1;
         let n = self.calls.seen.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.calls.every > 0 && n % self.calls.every == 0 {
+        if self.calls.every > 0 && n.is_multiple_of(self.calls.every) {
             let nth = self.calls.injected.fetch_add(1, Ordering::SeqCst);
             return HttpConnectorFuture::ready(Ok(injected_error(json, nth)));
         }

@@ -87,7 +87,7 @@ pub(super) fn cluster_name(app: &AppName, version: &VersionId) -> String {
 
 fn duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{}.{:03}s", ms / 1000, ms % 1000)
