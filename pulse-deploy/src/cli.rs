@@ -20,12 +20,16 @@ Exit codes:
   0  done            1  the rollout failed (rolled back, timed out, refused; check-app: a rule failed)
   2  bad usage or configuration (nothing was contacted)
   3  a provider could not be reached
-  130  stopped by Ctrl-C at a safe point (run the same command again to resume);
+  130  stopped by Ctrl-C at a safe point (run the same command again to resume; a stopped
+       `rollback` names the `deploy` that finishes it);
        `watch` and `status --watch` end with 0 on Ctrl-C";
 
 /// Deploy stateful WebSocket apps with zero dropped sessions.
+///
+/// `bin_name` keeps help, usage and errors saying `pulse-deploy` whatever the process was started as (clap
+/// would take argv\[0\]: the controller image runs the binary as `/app`).
 #[derive(Debug, Parser)]
-#[command(name = "pulse-deploy", version, about, after_help = EXAMPLES)]
+#[command(name = "pulse-deploy", bin_name = "pulse-deploy", version, about, after_help = EXAMPLES)]
 pub struct Cli {
     /// The configuration file.
     #[arg(long, short = 'c', global = true, default_value = crate::config::FILE_NAME, env = "PULSE_DEPLOY_CONFIG")]
@@ -109,7 +113,12 @@ pub enum Command {
     /// Run the controller: reap versions as their sessions end, for as long as it runs.
     Watch,
     /// Back to the previous version: undrained at once if it still drains, otherwise redeployed.
-    Rollback,
+    #[command(after_help = "Examples:\n  pulse-deploy rollback\n  pulse-deploy rollback --json")]
+    Rollback {
+        /// Print progress as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove the app: out of the router, every version retired (open sessions are cut: this is not a
     /// rollout), Envoy stopped. The configuration, the secret and the history are kept.
     #[command(after_help = "Example:\n  pulse-deploy down")]

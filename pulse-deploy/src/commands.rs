@@ -121,7 +121,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Drain { version } => drain(&config, &provider, &version).await,
         Command::Reap { json } => reap(&config, &provider, json).await,
         Command::Watch => watch(&config, &provider).await,
-        Command::Rollback => rollback(&config, &provider).await,
+        Command::Rollback { json } => rollback(&config, &provider, json).await,
         Command::Down => down(&config, &provider).await,
     }
 }
@@ -481,8 +481,14 @@ async fn watch(config: &Config, provider: &Connected) -> Result<u8, Failure> {
     Ok(exit::OK)
 }
 
-async fn rollback(config: &Config, provider: &Connected) -> Result<u8, Failure> {
-    let progress = Progress::stdout(Style::detect(false));
+/// `rollback`. By undrain it is one step for Ctrl-C: undrain, weights and the current version's drain signal
+/// all happen (a first Ctrl-C is honoured once it is done, which leaves nothing to resume; stopping between
+/// them would leave the older version with the weight and a newer unsignalled one, which a controller takes
+/// for a hand-off and shifts back to). By redeploy it stops at the deploy's next safe point; the rest is a
+/// `deploy` of that release, which the hint names (another `rollback` would go back from wherever this one
+/// got).
+async fn rollback(config: &Config, provider: &Connected, json: bool) -> Result<u8, Failure> {
+    let progress = Progress::stdout(Style::detect(json));
     let stopper = Stopper::new();
     on_ctrl_c(stopper.clone());
     let exec = executor(config, provider, Some(&stopper), &progress);
@@ -508,12 +514,19 @@ async fn rollback(config: &Config, provider: &Connected) -> Result<u8, Failure> 
             ),
         ));
     }
-    let release = if let Some(previous) = live {
+    let started = |by: &str, version: &VersionId| {
+        if json {
+            say(serde_json::json!({ "event": "rollback_started", "by": by, "version": version, "from": current })
+                .to_string());
+        }
+    };
+    let (release, exec) = if let Some(previous) = live {
         let id = previous.version.clone();
         let versions = provider.providers.orchestrator.versions(&config.app).await.map_err(rollout)?;
         let state = versions.iter().find(|s| s.version() == &id).ok_or_else(|| {
             Failure::new(exit::FAILED, format!("{id} was reaped meanwhile; run the command again"))
         })?;
+        started("undrain", &id);
         for i in state.live_instances() {
             verified::undrain(provider.providers.drain.as_ref(), i).await.map_err(rollout)?;
         }
@@ -523,11 +536,15 @@ async fn rollback(config: &Config, provider: &Connected) -> Result<u8, Failure> 
             .set_weights(&config.app, &Weights::all_to(id.clone()))
             .await
             .map_err(rollout)?;
-        progress.line(format!("rolled back by undrain: {id} serves new sessions again; {current} drains"));
+        if !json {
+            progress
+                .line(format!("rolled back by undrain: {id} serves new sessions again; {current} drains"));
+        }
         Journal::new(&config.local.state_dir).mark(format!("rollback to {id} (undrain)"));
         let release = state.release.clone();
         History::new(&config.local.state_dir).record(&release).map_err(|e| Failure::new(exit::FAILED, e))?;
-        release
+        // The current version's drain signal belongs to the same step: not stopped by a first Ctrl-C.
+        (release, executor(config, provider, None, &progress))
     } else {
         let history = History::new(&config.local.state_dir);
         let Some(release) = history.before(&current).map_err(|e| Failure::new(exit::FAILED, e))? else {
@@ -537,24 +554,35 @@ async fn rollback(config: &Config, provider: &Connected) -> Result<u8, Failure> 
             ));
         };
         if let Some(left) = status.version(&release.version) {
-            return Err(Failure::new(
-                exit::FAILED,
+            let v = &release.version;
+            let message = if matches!(left.phase, VersionPhase::Starting | VersionPhase::Ready) {
+                // E.g. a rollback stopped by Ctrl-C, or aborted during its undrain: finish it with a deploy.
                 format!(
-                    "{} is {} (no longer able to take sessions back); run `pulse-deploy reap`, then `pulse-deploy rollback` again to redeploy it",
-                    release.version, left.phase
-                ),
+                    "{v} is {} and does not drain: `pulse-deploy deploy {v}` finishes going back to it (it gets \
+                     every new session, {current} drains)",
+                    left.phase
+                )
+            } else {
+                format!(
+                    "{v} is {} (no longer able to take sessions back); run `pulse-deploy reap`, then `pulse-deploy rollback` again to redeploy it",
+                    left.phase
+                )
+            };
+            return Err(Failure::new(exit::FAILED, message));
+        }
+        started("redeploy", &release.version);
+        if !json {
+            progress.line(format!(
+                "rolled back by redeploy: {} was reaped, deploying its release again",
+                release.version
             ));
         }
-        progress.line(format!(
-            "rolled back by redeploy: {} was reaped, deploying its release again",
-            release.version
-        ));
         Journal::new(&config.local.state_dir).mark(format!("rollback to {} (redeploy)", release.version));
         history.record(&release).map_err(|e| Failure::new(exit::FAILED, e))?;
         if let Some(holder) = &controller {
             return hand_off::deploy(config, provider, &release, holder, false).await;
         }
-        release
+        (release, exec)
     };
     // Either way the rest is a deploy of that release: the current version drains.
     let ticker = progress.ticking();
@@ -564,14 +592,23 @@ async fn rollback(config: &Config, provider: &Connected) -> Result<u8, Failure> 
     let outcome = outcome.map_err(rollout)?;
     let after = exec.status(&config.app).await.map_err(rollout)?;
     Journal::new(&config.local.state_dir).status(&after);
-    say(table::render(&after));
+    if json {
+        say(serde_json::json!({ "event": "status", "status": after }).to_string());
+    } else {
+        say(table::render(&after));
+    }
     if outcome.stopped {
         Journal::new(&config.local.state_dir)
             .mark(format!("rollback to {} stopped by Ctrl-C", release.version));
-        say(format!(
-            "stopped at a safe point; run `pulse-deploy deploy {}` again to finish the rollback",
-            release.version
-        ));
+        let resume = format!("pulse-deploy deploy {}", release.version);
+        if json {
+            say(
+                serde_json::json!({ "event": "stopped", "actions": outcome.actions.len(), "resume": resume })
+                    .to_string(),
+            );
+        } else {
+            say(format!("stopped at a safe point; run `{resume}` to finish the rollback"));
+        }
         return Ok(exit::STOPPED);
     }
     Ok(exit::OK)

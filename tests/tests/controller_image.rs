@@ -1,6 +1,6 @@
 //! The controller's image runs: `pulse-deploy-controller:local` (the static `pulse-deploy` binary
 //! `FROM scratch` with a CA bundle, built through the Engine API) started as a container with `--help`
-//! prints the command's help, lists `watch` (what the Terraform module's controller service runs) and
+//! prints the command's help (its usage naming `pulse-deploy`, not the image's `/app`), lists `watch` (what the Terraform module's controller service runs) and
 //! exits 0; the CA bundle is in the image where the AWS SDK's TLS looks for it. Needs Docker (with
 //! `CI=true` a missing one fails). Builds the static release binary on first use (cold: minutes).
 
@@ -65,7 +65,10 @@ async fn the_controller_image_runs_pulse_deploy_help_in_a_container() {
     let (code, out, archive) = result.expect("running the controller's image");
 
     assert_eq!(code, 0, "`pulse-deploy --help` exits 0; output:\n{out}");
-    assert!(out.contains("stateful WebSocket apps") && out.contains("Usage:"), "the help text:\n{out}");
+    assert!(out.contains("stateful WebSocket apps"), "the help text:\n{out}");
+    // The binary is `/app` in the image: the usage must still name the command, not argv[0].
+    assert!(out.contains("Usage: pulse-deploy "), "the usage names `pulse-deploy`:\n{out}");
+    assert!(!out.contains("Usage: app"), "the usage names argv[0]:\n{out}");
     assert!(out.contains("watch"), "the help lists `watch`, the controller's command:\n{out}");
     let mut entries = tar::Archive::new(archive.as_slice());
     let mut pem = String::new();
