@@ -43,7 +43,8 @@
 //!   (ECS keeps it DRAINING until they stopped); after `terraform destroy` the test stops them;
 //! - router upstreams of the conformance suite: in-process HTTP responders on loopback addresses; no
 //!   request goes through moto's load balancers, so the router checks that send requests are skipped;
-//! - the ALB's data plane, in the e2e (`tests/e2e_moto.rs`): a proxy that reads the listener from moto
+//! - the ALB's data plane, in the e2e (`tests/tests/e2e_aws.rs` of the `tests` crate, which runs the
+//!   `pulse-deploy` binary as the controller's task and the CI job): a proxy that reads the listener from moto
 //!   and routes each request by its rules, weighted forward action and target-group stickiness;
 //! - the shared infrastructure (VPC, subnets, security group, drain secret, cluster, a load balancer per
 //!   app with its listener and admin-blocking rule) is created by the fixture, as the Terraform module

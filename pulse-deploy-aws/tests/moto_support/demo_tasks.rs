@@ -1,8 +1,17 @@
 //! What runs inside the emulator's tasks when a test needs real processes: a `pulse-demo-app` process
-//! per task, started the way ECS starts the task's container and stopped the way ECS stops it.
+//! per task, started the way ECS starts the task's container and stopped the way ECS stops it; and, when
+//! asked ([`DemoTasks::run_controller_with`]), the `pulse-deploy` binary for the controller's image.
 //!
-//! - The image: `pulse-demo-app:*` runs the demo binary; any other image fails to start, as an image
-//!   that cannot be pulled does on ECS (the task is stopped with `CannotPullContainerError`).
+//! - The image: `pulse-demo-app:*` runs the demo binary; `pulse-deploy-controller:*` runs the
+//!   `pulse-deploy` binary with the container definition's `command` as its arguments (the image's
+//!   entrypoint is the binary, `cargo xtask controller-image`), in a fresh working directory of its own
+//!   (its container's filesystem); any other image fails to start, as an image that cannot be pulled
+//!   does on ECS (the task is stopped with `CannotPullContainerError`).
+//! - The controller's AWS access: ECS gives a task its role's credentials through the container
+//!   credentials endpoint; here `AWS_CONTAINER_CREDENTIALS_FULL_URI` points at an endpoint served next to
+//!   the metadata endpoint, answering the access key [`CONTROLLER_ACCESS_KEY`] (which names the caller in
+//!   the emulator's API log), and `AWS_ENDPOINT_URL` sends every AWS call to the emulator, the one
+//!   setting that is the emulator's, not ECS's. Its stdout and stderr are kept ([`DemoTasks::controller_output`]).
 //! - The environment is the container definition's: its `environment`, its `secrets` read from Secrets
 //!   Manager (`GetSecretValue`, as the execution role does), and `ECS_CONTAINER_METADATA_URI_V4`
 //!   pointing at a task metadata endpoint served here (`GET .../task` answers the task ARN, which the
@@ -34,6 +43,12 @@ use super::CLUSTER;
 /// The image prefix this data plane can run.
 pub(crate) const DEMO_IMAGE_PREFIX: &str = "pulse-demo-app:";
 
+/// The image prefix of the controller (`cargo xtask controller-image` builds `pulse-deploy-controller:local`).
+pub(crate) const CONTROLLER_IMAGE_PREFIX: &str = "pulse-deploy-controller:";
+
+/// The access key id of the controller task role's credentials.
+pub(crate) const CONTROLLER_ACCESS_KEY: &str = "controller-task-role";
+
 /// One task's process.
 #[derive(Debug)]
 struct TaskProcess {
@@ -51,12 +66,15 @@ struct TaskProcess {
 struct Clients {
     ecs: aws_sdk_ecs::Client,
     secrets: aws_sdk_secretsmanager::Client,
+    endpoint: String,
 }
 
 /// `pulse-demo-app` processes as the tasks' data plane.
 #[derive(Debug)]
 pub(crate) struct DemoTasks {
     binary: PathBuf,
+    controller: OnceLock<PathBuf>,
+    controller_output: Arc<Mutex<Vec<String>>>,
     clients: OnceLock<Clients>,
     tasks: Mutex<HashMap<String, TaskProcess>>,
     definitions: tokio::sync::Mutex<HashMap<String, ContainerDefinition>>,
@@ -68,11 +86,23 @@ impl DemoTasks {
     pub(crate) fn new(binary: PathBuf) -> Self {
         DemoTasks {
             binary,
+            controller: OnceLock::new(),
+            controller_output: Arc::default(),
             clients: OnceLock::new(),
             tasks: Mutex::new(HashMap::new()),
             definitions: tokio::sync::Mutex::new(HashMap::new()),
             started: Mutex::new(Vec::new()),
         }
+    }
+
+    /// From now on also runs the controller's image, with `binary` (a built `pulse-deploy`).
+    pub(crate) fn run_controller_with(&self, binary: PathBuf) {
+        let _ = self.controller.set(binary);
+    }
+
+    /// Every line the controller's processes printed so far (stdout and stderr).
+    pub(crate) fn controller_output(&self) -> Vec<String> {
+        self.controller_output.lock().expect("output").clone()
     }
 
     fn clients(&self) -> &Clients {
@@ -130,13 +160,20 @@ impl DemoTasks {
             .await
             .ok_or("CannotStartContainerError: the task definition cannot be read")?;
         let image = container.image().unwrap_or_default();
-        if !image.starts_with(DEMO_IMAGE_PREFIX) {
-            return Err(format!(
-                "CannotPullContainerError: pull image manifest has been retried 5 time(s): {image}: not found"
-            ));
-        }
+        let controller = match self.controller.get() {
+            Some(binary) if image.starts_with(CONTROLLER_IMAGE_PREFIX) => Some(binary.clone()),
+            _ if image.starts_with(DEMO_IMAGE_PREFIX) => None,
+            _ => {
+                return Err(format!(
+                    "CannotPullContainerError: pull image manifest has been retried 5 time(s): {image}: not found"
+                ))
+            }
+        };
         let ip = pulse_deploy_aws::ecs::tasks::private_ip(task).ok_or("no ENI address")?.to_owned();
-        let port = container.port_mappings().first().and_then(|m| m.container_port()).ok_or("no port")?;
+        let port = match controller {
+            Some(_) => 0, // the controller serves nothing
+            None => container.port_mappings().first().and_then(|m| m.container_port()).ok_or("no port")?,
+        };
         let mut env: Vec<(String, String)> = container
             .environment()
             .iter()
@@ -153,31 +190,48 @@ impl DemoTasks {
                 .map_err(|e| format!("ResourceInitializationError: unable to pull secrets: {e}"))?;
             env.push((secret.name().to_owned(), value.secret_string().unwrap_or_default().to_owned()));
         }
-        let version =
-            env.iter().find(|(k, _)| k == "PULSE_VERSION").map(|(_, v)| v.clone()).unwrap_or_default();
-        let metadata = metadata_endpoint(&arn).await;
+        let version = match controller {
+            Some(_) => "controller".to_owned(),
+            None => {
+                env.iter().find(|(k, _)| k == "PULSE_VERSION").map(|(_, v)| v.clone()).unwrap_or_default()
+            }
+        };
+        let (metadata, credentials) = metadata_endpoint(&arn).await;
         env.push(("ECS_CONTAINER_METADATA_URI_V4".into(), metadata));
-        env.push(("PULSE_BIND_ADDRESS".into(), ip.clone()));
-        let mut child = tokio::process::Command::new(&self.binary)
+        let short = arn.rsplit('/').next().unwrap_or(&arn).chars().take(8).collect::<String>();
+        let (program, mut command) = match &controller {
+            None => {
+                env.push(("PULSE_BIND_ADDRESS".into(), ip.clone()));
+                let mut c = tokio::process::Command::new(&self.binary);
+                c.stdout(std::process::Stdio::null());
+                (self.binary.clone(), c)
+            }
+            Some(binary) => {
+                env.push(("AWS_CONTAINER_CREDENTIALS_FULL_URI".into(), credentials));
+                env.push(("AWS_ENDPOINT_URL".into(), self.clients().endpoint.clone()));
+                let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ecs-tasks").join(&short);
+                std::fs::create_dir_all(&dir).map_err(|e| format!("CannotStartContainerError: {e}"))?;
+                let mut c = tokio::process::Command::new(binary);
+                c.args(container.command()).current_dir(dir).stdout(std::process::Stdio::piped());
+                (binary.clone(), c)
+            }
+        };
+        let mut child = command
             .env_clear()
             .envs(env)
             .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| format!("CannotStartContainerError: {}: {e}", self.binary.display()))?;
+            .map_err(|e| format!("CannotStartContainerError: {}: {e}", program.display()))?;
         let pid = child.id().ok_or("the process exited at once")?;
-        let short = arn.rsplit('/').next().unwrap_or(&arn).chars().take(8).collect::<String>();
         let prefix = format!("[{version} {short} {ip}]");
+        let keep = controller.is_some().then(|| self.controller_output.clone());
         if let Some(stderr) = child.stderr.take() {
-            let prefix = prefix.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    eprintln!("{prefix} {line}");
-                }
-            });
+            echo(stderr, prefix.clone(), keep.clone());
+        }
+        if let Some(stdout) = child.stdout.take() {
+            echo(stdout, prefix.clone(), keep);
         }
         let stop_requested = Arc::new(AtomicBool::new(false));
         let (exited_tx, exited) = watch::channel(false);
@@ -211,6 +265,23 @@ impl DemoTasks {
     }
 }
 
+/// Prints each line of a task's output with its prefix (and keeps it in `keep`).
+fn echo(
+    out: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    prefix: String,
+    keep: Option<Arc<Mutex<Vec<String>>>>,
+) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(out).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("{prefix} {line}");
+            if let Some(k) = &keep {
+                k.lock().expect("output").push(line);
+            }
+        }
+    });
+}
+
 fn signal(pid: u32, sig: rustix::process::Signal) {
     if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
         let _ = rustix::process::kill_process(pid, sig);
@@ -218,8 +289,10 @@ fn signal(pid: u32, sig: rustix::process::Signal) {
 }
 
 /// Serves the ECS task metadata endpoint (v4) of one task on a loopback port: `GET .../task` answers the
-/// task's ARN. Returns its base URI. The server lives as long as the test's runtime.
-async fn metadata_endpoint(task_arn: &str) -> String {
+/// task's ARN; and its container credentials endpoint: `GET /v2/credentials/...` answers the task role's
+/// credentials ([`CONTROLLER_ACCESS_KEY`]). Returns both URIs. The server lives as long as the test's
+/// runtime.
+async fn metadata_endpoint(task_arn: &str) -> (String, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind metadata endpoint");
     let addr = listener.local_addr().expect("addr");
     let body = serde_json::json!({
@@ -230,14 +303,25 @@ async fn metadata_endpoint(task_arn: &str) -> String {
         "LaunchType": "FARGATE",
     })
     .to_string();
+    let credentials = serde_json::json!({
+        "AccessKeyId": CONTROLLER_ACCESS_KEY,
+        "SecretAccessKey": "emulator",
+        "Token": "emulator-session",
+        "Expiration": "2099-01-01T00:00:00Z",
+        "RoleArn": "arn:aws:iam::123456789012:role/pulse-tests-controller",
+    })
+    .to_string();
     // Detached: the server lives as long as the test's runtime.
     drop(tokio::spawn(async move {
         loop {
             let Ok((mut s, _)) = listener.accept().await else { return };
-            let body = body.clone();
+            let (task, credentials) = (body.clone(), credentials.clone());
             tokio::spawn(async move {
                 let mut buf = [0u8; 2048];
-                let _ = s.read(&mut buf).await;
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]);
+                let path = head.split(' ').nth(1).unwrap_or_default();
+                let body = if path.starts_with("/v2/credentials/") { credentials } else { task };
                 let resp = format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
@@ -246,13 +330,15 @@ async fn metadata_endpoint(task_arn: &str) -> String {
             });
         }
     }));
-    format!("http://{addr}/v4/{}", task_arn.rsplit('/').next().unwrap_or("task"))
+    let id = task_arn.rsplit('/').next().unwrap_or("task");
+    (format!("http://{addr}/v4/{id}"), format!("http://{addr}/v2/credentials/{id}"))
 }
 
 #[async_trait]
 impl DataPlane for DemoTasks {
     fn connect(&self, aws: &AwsConfig) {
-        let _ = self.clients.set(Clients { ecs: aws.ecs(), secrets: aws.secrets_manager() });
+        let endpoint = aws.endpoint_url().unwrap_or_default().to_owned();
+        let _ = self.clients.set(Clients { ecs: aws.ecs(), secrets: aws.secrets_manager(), endpoint });
     }
 
     async fn started(&self, task: &Task) {

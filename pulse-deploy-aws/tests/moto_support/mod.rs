@@ -19,6 +19,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod alb_evaluator;
+pub(crate) mod controller;
 pub(crate) mod counting;
 pub(crate) mod demo_tasks;
 pub(crate) mod harness;
@@ -155,12 +156,16 @@ impl Emulator {
 
     /// The router under test on another AWS configuration.
     pub(crate) fn router_on(&self, aws: &AwsConfig) -> AlbRouter {
-        let config = AlbConfig::builder(&self.network.vpc_id)
+        AlbRouter::new(aws, self.alb_config())
+    }
+
+    /// The ALB configuration of the tests' routers.
+    pub(crate) fn alb_config(&self) -> AlbConfig {
+        AlbConfig::builder(&self.network.vpc_id)
             .listener_port(infra::LISTENER_PORT)
             .weight_propagation(WEIGHT_PROPAGATION)
             .retry(test_retry())
             .build()
-            .expect("alb config");
-        AlbRouter::new(aws, config)
+            .expect("alb config")
     }
 }

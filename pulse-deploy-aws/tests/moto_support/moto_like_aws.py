@@ -1,4 +1,5 @@
-"""moto_server with two AWS behaviours moto lacks, for the tests of pulse-deploy-aws (see moto_support/mod.rs).
+"""moto_server with three AWS behaviours moto lacks, and a log of API calls, for the tests of pulse-deploy-aws
+(see moto_support/mod.rs).
 
 Run with moto's own interpreter and moto_server's arguments: `python moto_like_aws.py -H 127.0.0.1 -p 0`.
 
@@ -9,15 +10,24 @@ Run with moto's own interpreter and moto_server's arguments: `python moto_like_a
    HTTP GET of its path on the target's address and health check port, healthy when the answer's code is one
    of the matcher's codes, else unhealthy with AWS's reason codes. moto answers "healthy" for every registered
    target. Unlike the ALB, there are no intervals or thresholds: each describe is one probe.
+3. A service's `runningCount` is the number of its tasks (group `service:NAME`) that are RUNNING, as ECS
+   reports it. moto answers 0 for every service (or `MOTO_ECS_SERVICE_RUNNING` for all of them).
+
+And for the tests' figures: every API call is logged on stderr as `pulse-api-call ACCESS_KEY_ID ACTION`
+(the access key of the request's signature names the caller; `server.rs` counts these lines).
 
 Nothing else changes; the providers under test talk to this server as to moto_server.
 """
 
 import http.client
 import ipaddress
+import os
+import re
 import sys
 
+from moto.core.responses import BaseResponse
 from moto.ec2.models.elastic_network_interfaces import NetworkInterfaceBackend
+from moto.ecs.models import Service
 from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
 from moto.server import main
 
@@ -86,6 +96,33 @@ def health_for(self, target, ec2_backend):
 
 
 FakeTargetGroup.health_for = health_for
+
+
+def _running_count(self):
+    group = f"service:{self.name}"
+    tasks = self._backend.tasks.get(self.cluster_name, {}).values()
+    return sum(1 for t in tasks if t.group == group and t.last_status == "RUNNING")
+
+
+def _ignore_running_count(self, _value):
+    pass  # moto's constructor and UpdateService set it; ECS derives it from the tasks
+
+
+Service.running_count = property(_running_count, _ignore_running_count)
+
+_call_action = BaseResponse.call_action
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
+
+
+def call_action(self):
+    key = _CREDENTIAL.search(self.headers.get("Authorization", "") or "")
+    line = f"pulse-api-call {key.group(1) if key else '-'} {self._get_action()}\n"
+    # One write(2) of less than PIPE_BUF bytes: never interleaved with the server's other log lines.
+    os.write(sys.stderr.fileno(), line.encode())
+    return _call_action(self)
+
+
+BaseResponse.call_action = call_action
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,11 +2,16 @@
 //! It runs through `moto_like_aws.py` (moto's server with two AWS behaviours moto lacks: task addresses
 //! from the subnet, target health from a real health check), with the interpreter of `moto_server`.
 //! With `CI=true` a missing `moto_server` fails loudly; elsewhere the tests skip.
+//! The launcher logs every API call with the access key that signed it; [`MotoServer::calls_by`] counts
+//! them per caller (how the e2e counts the calls of the `pulse-deploy` processes, which no in-process
+//! layer sees).
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A running `moto_server`.
@@ -15,6 +20,8 @@ pub(crate) struct MotoServer {
     child: Child,
     /// Its port on 127.0.0.1.
     pub port: u16,
+    /// API calls per (access key id, action), from the launcher's log.
+    calls: Arc<Mutex<BTreeMap<(String, String), u32>>>,
 }
 
 /// Where `moto_server` is: `PULSE_MOTO_BIN`, else `.venv/bin/moto_server` at the workspace root (put
@@ -27,7 +34,8 @@ pub(crate) fn moto_bin() -> PathBuf {
 
 /// The fixture's launcher of moto's server (see its docstring).
 pub(crate) fn launcher() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/moto_support/moto_like_aws.py")
+    // Through the workspace root: this fixture is also compiled into the `tests` crate's AWS e2e.
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../pulse-deploy-aws/tests/moto_support/moto_like_aws.py")
 }
 
 /// The Python interpreter of a `moto_server` console script: its `#!` line.
@@ -69,9 +77,21 @@ impl MotoServer {
         let stderr = child.stderr.take().expect("piped stderr");
         let (tx, rx) = std::sync::mpsc::channel();
         let log = std::env::var_os("PULSE_MOTO_LOG").is_some();
+        let calls = Arc::new(Mutex::new(BTreeMap::new()));
+        let counted = calls.clone();
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(call) = line.strip_prefix("pulse-api-call ") {
+                    if let Some((key, action)) = call.split_once(' ') {
+                        *counted
+                            .lock()
+                            .expect("calls")
+                            .entry((key.to_owned(), action.to_owned()))
+                            .or_insert(0) += 1;
+                    }
+                    continue;
+                }
                 if !sent {
                     if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
                         let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
@@ -89,7 +109,7 @@ impl MotoServer {
         });
         let port =
             rx.recv_timeout(Duration::from_secs(30)).expect("moto_server printed its port within 30 s");
-        let server = MotoServer { child, port };
+        let server = MotoServer { child, port, calls };
         let deadline = Instant::now() + Duration::from_secs(30);
         while server.get("/moto-api/data.json").is_err() {
             assert!(Instant::now() < deadline, "moto_server did not answer on port {port} within 30 s");
@@ -104,6 +124,12 @@ impl MotoServer {
             )
             .expect("setting moto's task transition to manual");
         Some(server)
+    }
+
+    /// The API calls signed with `access_key_id` so far, per action.
+    pub(crate) fn calls_by(&self, access_key_id: &str) -> BTreeMap<String, u32> {
+        let calls = self.calls.lock().expect("calls");
+        calls.iter().filter(|((k, _), _)| k == access_key_id).map(|((_, a), n)| (a.clone(), *n)).collect()
     }
 
     /// `http://127.0.0.1:PORT`.

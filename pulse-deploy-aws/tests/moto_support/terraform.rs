@@ -57,7 +57,8 @@ impl Terraform {
         std::fs::create_dir_all(&work).expect("creating the Terraform work directory");
         std::fs::write(work.join("cli.tfrc"), cli_config(&mirror)).expect("writing the Terraform CLI config");
         Some(Terraform {
-            root_module: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/terraform_moto"),
+            root_module: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../pulse-deploy-aws/tests/terraform_moto"),
             work,
             vars: vars.iter().map(|(k, v)| format!("-var={k}={v}")).collect(),
         })
