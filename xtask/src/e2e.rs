@@ -1,15 +1,15 @@
 //! `cargo xtask e2e`: provisions what the end-to-end run needs (Envoy in `./.venv`), builds the runner and
 //! runs it: the whole multi-version flow on Docker + Envoy (see `tests/src/e2e/`). Writes
 //! `target/e2e/report.json` and `target/e2e/timeline.svg`. With `--provider aws` it runs the same scenario
-//! on the AWS emulator instead (the test `pulse-deploy-aws/tests/e2e_moto.rs`: moto, demo-app processes as
-//! the tasks, clients routed by the listener's rules through the ALB evaluator) and writes
-//! `target/e2e-aws/report.json`.
+//! on the AWS emulator instead (the test `tests/tests/e2e_aws.rs`: moto, demo-app processes as the tasks,
+//! the real `pulse-deploy` binary as the ECS controller's task and as the CI job, clients routed by the
+//! listener's rules through the ALB evaluator) and writes `target/e2e-aws/report.json`.
 
 use std::process::Command;
 
 use crate::util::{root, run as step, tests_bin};
 
-/// The AWS e2e test (`pulse-deploy-aws/tests/e2e_moto.rs`); `cargo xtask ci` runs it only here.
+/// The AWS e2e test (`tests/tests/e2e_aws.rs`); `cargo xtask ci` runs it only here.
 pub(crate) const AWS_E2E_TEST: &str =
     "e2e_v1_v2_v3_through_the_listener_rules_with_live_sessions_and_steady_load";
 
@@ -38,8 +38,8 @@ pub(crate) fn command(args: &[String]) -> Result<(String, Command), String> {
     Ok((format!("end-to-end: v1 → v2 → v3 of {app} on Docker + Envoy with live sessions"), cmd))
 }
 
-/// The e2e scenario on the AWS emulator: exactly the test [`AWS_E2E_TEST`] (`e2e_moto` of
-/// `pulse-deploy-aws`), with moto from the project's virtualenv (`CI=true`, so a missing emulator fails
+/// The e2e scenario on the AWS emulator: exactly the test [`AWS_E2E_TEST`] (`e2e_aws` of
+/// `pulse-deploy-tests`), with moto from the project's virtualenv (`CI=true`, so a missing emulator fails
 /// instead of skipping), from the build of the workspace's tests.
 fn aws_command(tools: &crate::tools::Tools) -> (String, Command) {
     let mut cmd = crate::nextest::exact_command(AWS_E2E_TEST);

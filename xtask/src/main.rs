@@ -31,7 +31,7 @@ Commands:
                   protocol and stops with that error after v1 otherwise. `--provider aws`: the scenario on
                   the AWS emulator (moto, demo-app processes as tasks, clients routed by the listener's rules
                   through a test-side ALB evaluator); writes target/e2e-aws/report.json with aws_api_calls
-                  and leftover_aws_resources (the test pulse-deploy-aws/tests/e2e_moto.rs, also in ci).
+                  and leftover_aws_resources (the test tests/tests/e2e_aws.rs, driving the pulse-deploy binary; also in ci).
   ci              Everything CI runs: fmt check, clippy (warnings denied), the Terraform module check,
                   every test, the rollout simulation, the e2e.
   check-app       Drain-protocol conformance check of a live server: --url http://HOST:PORT and the secret
