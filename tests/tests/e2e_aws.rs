@@ -32,13 +32,13 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use browser::{answer_all, open_sessions, page_load, request, start_load};
+use browser::{answer_all, first_session_on, open_sessions, page_load, request, start_load};
 use cli::{versions, Deployer, DEPLOYER_ACCESS_KEY};
 use moto_support::alb_evaluator::AlbEvaluator;
 use moto_support::controller;
 use moto_support::counting::{format_calls, ApiCalls};
 use moto_support::demo_tasks::CONTROLLER_ACCESS_KEY;
-use moto_support::rollouts::{poll, Rig, Session, STEP};
+use moto_support::rollouts::{poll, Rig, STEP};
 use pulse_deploy_aws::AwsProvider;
 
 /// Sessions opened on v1 and on v2.
@@ -176,13 +176,7 @@ async fn e2e_v1_v2_v3_through_the_listener_rules_with_live_sessions_and_steady_l
     assert_eq!(target.as_deref(), Some("v2"));
     assert_eq!(rows.iter().map(|r| (r.0.as_str(), r.2)).collect::<Vec<_>>(), [("v1", 0), ("v2", 100)]);
     answer_all(&mut s1).await;
-    let mut s2 = poll("new sessions through the evaluator to land on v2", STEP, || async {
-        // Until the shift has propagated a new session may still reach v1.
-        let s = Session::try_open_url(&format!("ws://{proxy}/ws")).await.ok()?;
-        (s.version == "v2").then_some(s)
-    })
-    .await;
-    s2.increment().await;
+    let s2 = first_session_on(proxy, "v2").await;
     let mut s2 = {
         let mut more = open_sessions(proxy, SESSIONS - 1, "v2").await;
         more.insert(0, s2);
@@ -216,12 +210,7 @@ async fn e2e_v1_v2_v3_through_the_listener_rules_with_live_sessions_and_steady_l
     deploy(&deployer, "v3").await;
     answer_all(&mut s1).await;
     answer_all(&mut s2).await;
-    let mut s3 = poll("new sessions through the evaluator to land on v3", STEP, || async {
-        let s = Session::try_open_url(&format!("ws://{proxy}/ws")).await.ok()?;
-        (s.version == "v3").then_some(s)
-    })
-    .await;
-    s3.increment().await;
+    let mut s3 = first_session_on(proxy, "v3").await;
     poll("the controller to drain v2 (v2's cookie answered 307 by v2)", CONTROLLER_STEP, || async {
         let a = request(proxy, "GET", "/", &[("Cookie", "pulse-version=v2")]).await.ok()?;
         ((a.status, a.header("x-pulse-version")) == (307, Some("v2"))).then_some(())

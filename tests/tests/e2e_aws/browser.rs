@@ -132,6 +132,22 @@ pub(crate) async fn open_sessions(proxy: SocketAddr, n: usize, version: &str) ->
     out
 }
 
+/// The first new session that lands on `version`, answered once. Until a shift has propagated through
+/// the evaluator's listener cache a new session may still reach the version before it.
+pub(crate) async fn first_session_on(proxy: SocketAddr, version: &str) -> Session {
+    let mut s = crate::moto_support::rollouts::poll(
+        &format!("new sessions through the evaluator to land on {version}"),
+        crate::moto_support::rollouts::STEP,
+        || async {
+            let s = Session::try_open_url(&format!("ws://{proxy}/ws")).await.ok()?;
+            (s.version == version).then_some(s)
+        },
+    )
+    .await;
+    s.increment().await;
+    s
+}
+
 pub(crate) async fn answer_all(sessions: &mut [Session]) {
     for s in sessions {
         s.increment().await;
